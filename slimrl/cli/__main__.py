@@ -1,0 +1,5 @@
+import sys
+
+from slimrl.cli import main
+
+sys.exit(main())

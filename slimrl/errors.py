@@ -1,0 +1,33 @@
+"""Errors that slimrl reports to users: each message names the file, field or value at fault."""
+
+
+class SlimrlError(Exception):
+    """Base class: the CLI prints these as one line and exits with code 2."""
+
+
+class TraceError(SlimrlError):
+    """A trace file or trace folder that cannot be read."""
+
+
+class ProfileError(SlimrlError):
+    """A model or device profile that cannot be read."""
+
+
+class ScenarioError(SlimrlError):
+    """A scenario file, or an override of one, that is invalid."""
+
+
+class DataError(SlimrlError):
+    """A dataset file that is missing or corrupt."""
+
+
+class ModelError(SlimrlError):
+    """A model checkpoint or payload that cannot be used."""
+
+
+class PolicyError(SlimrlError):
+    """A policy name or path that resolves to nothing usable."""
+
+
+class BundleError(SlimrlError):
+    """An exported policy bundle that fails verification."""
