@@ -1,0 +1,303 @@
+"""``SlimSplitVectorEnv``: N SlimSplit envs stepped together with numpy (Gymnasium ``VectorEnv``).
+
+Sub-env ``i`` owns a generator seeded like a single env reset with ``seed + i`` and draws from it
+exactly what :class:`~slimrl.env.slimsplit.SlimSplitEnv` draws, and the frame formulas are the
+same float64 operations, so the vector env and N single envs agree step for step.
+
+Autoreset mode is ``SAME_STEP``: a sub-env that ends is reset within the same ``step``; the
+returned observation is the new episode's first one, ``infos["final_obs"]`` (object array, None
+where not done) holds the last observation and ``infos["final_info"]`` the last step's info (dict
+of arrays with ``_key`` masks). Top-level info arrays carry ``_key`` masks like Gymnasium's: for
+a sub-env that was reset in this step only the reset keys (``trace``, ``t_s``, ``action_mask``)
+are valid.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from slimrl.env.dynamics import FRAME_KEYS, World
+from slimrl.env.observation import ObservationBuilder
+from slimrl.env.scenario import Scenario, load_scenario
+from slimrl.env.slimsplit import LOOKAHEAD_KEYS, _episode_options
+from slimrl.env.world_cache import build_world
+
+_RESET_KEYS = ("trace", "t_s", "action_mask")
+
+
+class SlimSplitVectorEnv(VectorEnv):
+    """N ``SlimSplit-v0`` envs in numpy; arguments as :class:`SlimSplitEnv` plus ``num_envs``."""
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        scenario: str | os.PathLike | Scenario | Mapping[str, Any] = "default",
+        trace_dir: str | os.PathLike | None = None,
+        split: str | None = "train",
+        overrides: Mapping[str, Any] | None = None,
+        action_space: str = "multidiscrete",
+        render_mode: str | None = None,
+    ) -> None:
+        if render_mode is not None:
+            raise TypeError(f"render_mode {render_mode!r}: SlimSplit-v0 does not render")
+        if int(num_envs) < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.num_envs = N = int(num_envs)
+        self.scenario = load_scenario(scenario, overrides)
+        self.split = split
+        self.world: World = build_world(self.scenario, trace_dir, split)
+        w = self.world
+        ob = self.scenario.observation
+        self.obs_builder = ObservationBuilder(
+            ob.history, w.k_max, w.bits_max, w.deadline_ms, ob.max_mbps, ob.max_time_s
+        )
+        self.single_observation_space = self.obs_builder.space
+        self.observation_space = batch_space(self.single_observation_space, N)
+        if action_space == "flat":
+            self.single_action_space = spaces.Discrete(w.M)
+            mask = w.mode_mask.copy()
+        elif action_space == "multidiscrete":
+            self.single_action_space = spaces.MultiDiscrete([w.K, w.B])
+            mask = np.concatenate([w.k_mask, w.bits_mask])
+        else:
+            raise ValueError(
+                f"action_space: expected 'multidiscrete' or 'flat', got {action_space!r}"
+            )
+        self.action_space = batch_space(self.single_action_space, N)
+        self._flat = action_space == "flat"
+        self.action_table = list(w.action_table)
+        self._mask = np.broadcast_to(mask, (N, mask.size))
+        self.render_mode = None
+
+        L, H = w.block_len, ob.history
+        self._rows = np.arange(N)
+        self._rngs: list[np.random.Generator] | None = None
+        self._t = np.zeros(N)
+        self._ti = np.zeros(N, dtype=np.int64)
+        self._real = np.zeros(N, dtype=np.int64)
+        self._off = np.zeros(N, dtype=np.int64)
+        self._steps = np.zeros(N, dtype=np.int64)
+        self._pos = np.zeros(N, dtype=np.int64)
+        self._full = np.zeros(N, dtype=bool)
+        self._end = np.zeros(N)
+        self._zc = np.zeros((N, L))
+        self._mult = np.zeros((N, L))
+        self._sidx = np.zeros((N, L), dtype=np.int64) if w.samples is not None else None
+        self._gp = np.zeros((N, H))
+        self._bytes_int = w.payload.astype(np.int64)
+        self._all = np.ones(N, dtype=bool)
+        self._started = False
+
+    # -- gymnasium API ---------------------------------------------------------------------------
+    def reset(
+        self,
+        *,
+        seed: int | Sequence[int | None] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset every sub-env; sub-env ``i`` is seeded with ``seed + i`` (or ``seed[i]``).
+
+        ``options`` as in :meth:`SlimSplitEnv.reset`; each value may be one for all or a
+        sequence of N.
+        """
+        N = self.num_envs
+        if seed is None:
+            seeds: list[int | None] = [None] * N
+        elif isinstance(seed, int | np.integer):
+            seeds = [int(seed) + i for i in range(N)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != N:
+                raise ValueError(f"seed: expected {N} seeds, got {len(seeds)}")
+        if self._rngs is None:
+            self._rngs = [seeding.np_random(s)[0] for s in seeds]
+        else:
+            for i, s in enumerate(seeds):
+                if s is not None:
+                    self._rngs[i] = seeding.np_random(s)[0]
+        if seed is not None:
+            self._np_random, self._np_random_seed = seeding.np_random(seeds[0])
+        opts = dict(options or {})
+        per_env = []
+        for i in range(N):
+            o = {k: (v[i] if _is_seq(v) else v) for k, v in opts.items()}
+            per_env.append(o)
+        for i in range(N):
+            self._reset_one(i, per_env[i])
+        self._started = True
+        obs = self.obs_builder.initial(N)
+        infos = {
+            "trace": self.world.trace_names_arr[self._ti],
+            "t_s": self._t.copy(),
+            "action_mask": self._mask,
+        }
+        for k in _RESET_KEYS:
+            infos[f"_{k}"] = self._all
+        return obs, infos
+
+    def step(
+        self, actions: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if not self._started:
+            raise RuntimeError("SlimSplitVectorEnv: call reset() before step()")
+        w = self.world
+        m = self._modes(actions)
+        pos = self._pos
+        rows = self._rows
+        t = self._t
+        sidx = self._sidx[rows, pos] if self._sidx is not None else None
+        (
+            e2e, on, c, tx_ms, edge, q, _nb, energy, bw, acc,
+            r_acc, r_miss, r_en, reward, gp, t_next, dropped,
+        ) = w.frames(
+            m, t, self._ti, self._real, self._off, self._zc[rows, pos], self._mult[rows, pos], sidx
+        )  # fmt: skip
+        k, b = w.k_of[m], w.bits_of[m]
+        g = self._gp
+        g[:, 1:] = g[:, :-1]
+        g[:, 0] = gp
+        obs = self.obs_builder.build(g, tx_ms, c, e2e, q, on, k, b)
+        self._steps += 1
+        truncated = np.where(
+            self._full, t_next >= self._end, self._steps >= w.scenario.episode_length
+        )
+        self._t = t_next
+        pos += 1
+        infos: dict[str, Any] = {
+            "accuracy": acc,
+            "on_time": on,
+            "e2e_ms": e2e,
+            "compute_ms": c,
+            "transfer_ms": tx_ms,
+            "edge_ms": edge,
+            "edge_queue_ms": q,
+            "bytes": self._bytes_int[m],
+            "energy_j": energy,
+            "bandwidth_mbps": bw,
+            "k": k,
+            "bits": b,
+            "reward_accuracy": r_acc,
+            "reward_miss": r_miss,
+            "reward_energy": r_en,
+            "trace": w.trace_names_arr[self._ti],
+            "t_s": t,
+            "action_mask": self._mask,
+        }
+        if w.periodic:
+            infos["dropped"] = dropped
+        refill = pos >= w.block_len
+        if refill.any():
+            for i in np.flatnonzero(refill & ~truncated).tolist():
+                self._set_block(i, w.draw_block(self._rngs[i]))
+        if truncated.any():
+            done = truncated.copy()
+            final_info = {key: infos[key] for key in infos}
+            for key in list(final_info):
+                final_info[f"_{key}"] = done
+            final_obs = np.full(self.num_envs, None, dtype=object)
+            idx = np.flatnonzero(done).tolist()
+            for i in idx:
+                final_obs[i] = obs[i].copy()
+                self._reset_one(i, {})
+            obs[done] = self.obs_builder.initial()
+            infos["trace"] = w.trace_names_arr[self._ti]
+            infos["t_s"] = np.where(done, self._t, t)
+            live = ~done
+            for key in list(infos):
+                infos[f"_{key}"] = self._all if key in _RESET_KEYS else live
+            infos["final_obs"] = final_obs
+            infos["_final_obs"] = done
+            infos["final_info"] = final_info
+            infos["_final_info"] = done
+        else:
+            for key in list(infos):
+                infos[f"_{key}"] = self._all
+        return obs, reward, np.zeros(self.num_envs, dtype=bool), truncated, infos
+
+    # -- extras ----------------------------------------------------------------------------------
+    def action_masks(self) -> np.ndarray:
+        """Allowed actions per sub-env, shape (N, K + B) or (N, K * B)."""
+        return np.array(self._mask)
+
+    def lookahead(self) -> dict[str, np.ndarray]:
+        """:meth:`SlimSplitEnv.lookahead` for every sub-env: (N, K, B) arrays."""
+        if not self._started:
+            raise RuntimeError("SlimSplitVectorEnv.lookahead: call reset() first")
+        w = self.world
+        rows, pos = self._rows, self._pos
+        col = (slice(None), None)
+        vals = w.frames(
+            w.clamp_arr[None, :],
+            self._t[col],
+            self._ti[col],
+            self._real[col],
+            self._off[col],
+            self._zc[rows, pos][col],
+            self._mult[rows, pos][col],
+            None,
+        )
+        shape = (self.num_envs, w.K, w.B)
+        out = {}
+        for key, v in zip(FRAME_KEYS, vals, strict=True):
+            if key in LOOKAHEAD_KEYS or (key == "dropped" and w.periodic):
+                out[key] = np.broadcast_to(v, (self.num_envs, w.M)).reshape(shape).copy()
+        for key, arr in (
+            ("k", w.k_of[w.clamp_arr]),
+            ("bits", w.bits_of[w.clamp_arr]),
+            ("allowed", w.mode_mask),
+        ):
+            out[key] = np.broadcast_to(arr.reshape(w.K, w.B), shape).copy()
+        return out
+
+    @property
+    def sim_time_s(self) -> np.ndarray:
+        """Start time (s) of every sub-env's next frame."""
+        return self._t.copy()
+
+    # -- internals -------------------------------------------------------------------------------
+    def _reset_one(self, i: int, opts: dict[str, Any]) -> None:
+        w = self.world
+        rng = self._rngs[i]
+        ti, start, real, off = w.draw_episode(rng)
+        self._set_block(i, w.draw_block(rng))
+        ti, start, full = _episode_options(w, opts, ti, start)
+        self._ti[i], self._t[i], self._real[i], self._off[i] = ti, start, real, off
+        self._full[i] = full
+        self._end[i] = w.durations_l[ti]
+        self._steps[i] = 0
+        self._gp[i] = 0.0
+
+    def _set_block(self, i: int, block) -> None:
+        self._zc[i] = block.zc
+        self._mult[i] = block.mult
+        if self._sidx is not None:
+            self._sidx[i] = block.sidx
+        self._pos[i] = 0
+
+    def _modes(self, actions: Any) -> np.ndarray:
+        w = self.world
+        a = np.asarray(actions)
+        if self._flat:
+            a = a.reshape(self.num_envs)
+            if a.min() < 0 or a.max() >= w.M:
+                raise ValueError(f"actions outside Discrete({w.M})")
+            return w.clamp_arr[a]
+        a = a.reshape(self.num_envs, 2)
+        ki, bi = a[:, 0], a[:, 1]
+        if ki.min() < 0 or ki.max() >= w.K or bi.min() < 0 or bi.max() >= w.B:
+            raise ValueError(f"actions outside MultiDiscrete([{w.K}, {w.B}])")
+        return w.clamp_arr[ki * w.B + bi]
+
+
+def _is_seq(v: Any) -> bool:
+    return isinstance(v, list | tuple | np.ndarray)
