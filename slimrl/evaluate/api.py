@@ -1,0 +1,255 @@
+"""``run_evaluation``: every policy on the same frames of a trace split or folder, with outputs.
+
+Rows of the summary: the asked-for policies in the order given, then, flagged
+``reference=True``, the oracle and the best static mode when they were not asked for (both are
+always evaluated: the score needs them). Every static mode is evaluated internally to find the
+best one on these frames.
+
+Output folder (written atomically: built in a temporary folder next to it, renamed at the end):
+``summary.csv``, ``per_trace.csv``, ``per_step.parquet`` (every frame of every reported policy,
+every info term), ``evaluation.json`` (what was run), and the plots ``reward_score.png``,
+``latency_cdf.png``, ``accuracy_energy.png``, ``timeline.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from slimrl.errors import PolicyError
+from slimrl.evaluate.metrics import per_trace, summarize
+from slimrl.evaluate.runner import EpisodePlan, plan_episodes, simulate
+from slimrl.policies.base import BatchPolicy, ModeTable
+
+DEFAULT_POLICIES = ("paper-ewma", "rate-threshold", "tuned-threshold", "random", "oracle")
+ORACLE = "oracle"
+
+
+def resolve_traces(traces: str | os.PathLike) -> tuple[Path | None, str | None]:
+    """(trace folder or None, split or None) for a split name or a path."""
+    from slimrl.traces import SPLITS
+    from slimrl.traces.errors import TraceNotFoundError
+
+    text = str(traces)
+    if text in SPLITS:
+        return None, text
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise TraceNotFoundError(
+            f"--traces {text!r}: no such folder or file, and not a split ({', '.join(SPLITS)})"
+        )
+    return path.resolve(), None
+
+
+def run_evaluation(
+    scenario: Any,
+    traces: str | os.PathLike = "test",
+    policies: Sequence[str | os.PathLike | BatchPolicy] = DEFAULT_POLICIES,
+    out_dir: str | os.PathLike | None = None,
+    episodes: int | None = None,
+    seed: int = 0,
+    overrides: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    plots: bool = True,
+    notice: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """Evaluate ``policies`` on ``traces`` of ``scenario``; write ``out_dir``; return the summary.
+
+    ``scenario``: a shipped name, a YAML path or a Scenario; ``overrides``: scenario fields to
+    change (``{"deadline_ms": 600}``). ``traces``: ``"train"``/``"val"``/``"test"`` (the
+    scenario's split: ``episodes`` episodes, default 32, from seeded random start offsets) or a
+    folder/file of traces (each trace once from start to end, unless ``episodes`` asks for
+    random start offsets). ``policies``: names for :func:`slimrl.policies.make_policy` (heuristics,
+    run folders, bundle folders) or policy objects. Every policy replays the same episodes.
+    """
+    from slimrl.env.scenario import load_scenario
+    from slimrl.env.vector import SlimSplitVectorEnv
+    from slimrl.evaluate.tuned import scenario_hash
+    from slimrl.policies.registry import make_policy, static_names
+
+    if episodes is not None and int(episodes) < 1:
+        raise PolicyError(f"episodes: expected an integer >= 1, got {episodes!r}")
+    if not policies:
+        raise PolicyError("no policies to evaluate")
+    sc = load_scenario(scenario, overrides)
+    trace_dir, split = resolve_traces(traces)
+
+    def make_env(n: int) -> SlimSplitVectorEnv:
+        return SlimSplitVectorEnv(n, sc, trace_dir=trace_dir, split=split, action_space="flat")
+
+    probe = make_env(1)
+    world = probe.world
+    table = ModeTable.from_world(world)
+
+    asked: list[BatchPolicy] = []
+    for item in policies:
+        pol = (
+            item
+            if isinstance(item, BatchPolicy)
+            else make_policy(item, probe, seed=seed, notice=notice)
+        )
+        if any(p.name == pol.name for p in asked):
+            continue
+        asked.append(pol)
+    names = [p.name for p in asked]
+    internal = [make_policy(s, probe) for s in static_names(probe) if s not in names]
+    if ORACLE not in names:
+        internal.append(make_policy(ORACLE, probe))
+    everyone = asked + internal
+    plan = plan_episodes(world, episodes, seed, full_trace=trace_dir is not None)
+
+    bar = (
+        _progress_bar(f"evaluating {len(everyone)} policies x {len(plan)} episodes")
+        if progress
+        else None
+    )
+    try:
+        out = simulate(make_env, everyone, plan, progress=bar.update if bar else None)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    steps = _steps_frame(out.steps, [p.name for p in everyone], plan, world.trace_names)
+    statics = [p.name for p in everyone if p.name.startswith("static:")]
+    refs = [n for n in (ORACLE,) if n not in names]
+    _, best_static = summarize(steps, [ORACLE], statics, ORACLE, seed=seed)
+    if best_static not in names:
+        refs.append(best_static)
+    reported = names + refs
+    summary, best_static = summarize(steps, reported, statics, ORACLE, refs, seed=seed)
+
+    if out_dir is not None:
+        meta = {
+            "scenario": sc.name,
+            "scenario_path": str(sc.path) if sc.path else None,
+            "scenario_hash": scenario_hash(sc),
+            "overrides": dict(overrides or {}),
+            "traces": str(traces),
+            "trace_names": list(world.trace_names),
+            "split": split,
+            "seed": int(seed),
+            "episodes": len(plan),
+            "full_trace": plan.full_trace,
+            "episode_length": plan.episode_length,
+            "plan": {
+                "seeds": list(plan.seeds),
+                "trace_index": list(plan.trace_index),
+                "start_s": list(plan.start_s),
+            },
+            "policies": names,
+            "references": refs,
+            "best_static": best_static,
+            "deadline_ms": sc.deadline_ms,
+            "tuned_threshold": next(
+                (getattr(p, "params", None) for p in asked if p.name == "tuned-threshold"), None
+            ),
+        }
+        _write(
+            Path(out_dir),
+            summary,
+            steps[steps["policy"].isin(reported)],
+            meta,
+            plots,
+            world,
+            plan,
+            table,
+            sc.deadline_ms,
+            reported,
+        )
+    return summary
+
+
+def _steps_frame(
+    steps: dict[str, np.ndarray], names: list[str], plan: EpisodePlan, trace_names: list[str]
+) -> pd.DataFrame:
+    ep = steps["episode"]
+    ti = np.asarray(plan.trace_index)[ep]
+    cols: dict[str, Any] = {
+        "policy": np.asarray(names, dtype=object)[steps["policy"]],
+        "episode": ep,
+        "trace": np.asarray(trace_names, dtype=object)[ti],
+        "step": steps["step"],
+        "action": steps["action"],
+        "reward": steps["reward"],
+    }
+    for k, v in steps.items():
+        if k not in cols and k != "policy":
+            cols[k] = v
+    df = pd.DataFrame(cols)
+    df["on_time"] = df["on_time"].astype(bool)
+    return df
+
+
+def _write(
+    out_dir: Path,
+    summary: pd.DataFrame,
+    steps: pd.DataFrame,
+    meta: dict[str, Any],
+    plots: bool,
+    world: Any,
+    plan: EpisodePlan,
+    table: ModeTable,
+    deadline_ms: float,
+    reported: list[str],
+) -> None:
+    from slimrl.evaluate import plots as P
+    from slimrl.io import atomic_dir
+
+    with atomic_dir(out_dir) as tmp:
+        summary.to_csv(tmp / "summary.csv", index=False)
+        pt = per_trace(steps)
+        pt["policy"] = pd.Categorical(pt["policy"], categories=reported, ordered=True)
+        pt.sort_values(["policy", "trace"]).to_csv(tmp / "per_trace.csv", index=False)
+        steps.to_parquet(tmp / "per_step.parquet", index=False)
+        (tmp / "evaluation.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+        if plots:
+            P.reward_score_bars(summary, tmp / "reward_score.png")
+            P.latency_cdf(steps, reported, deadline_ms, tmp / "latency_cdf.png")
+            P.accuracy_energy(summary, tmp / "accuracy_energy.png")
+            labels = [table.label(a) for a in range(table.M)]
+            P.timeline(
+                steps,
+                reported,
+                world,
+                plan.trace_index[0],
+                plan.start_s[0],
+                labels,
+                tmp / "timeline.png",
+            )
+
+
+class _progress_bar:  # noqa: N801 (used like a function)
+    """A rich progress bar on stderr driven by a fraction."""
+
+    def __init__(self, description: str) -> None:
+        from rich.console import Console
+        from rich.errors import LiveError
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._p = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self._task = self._p.add_task(description, total=1000)
+        try:
+            self._p.start()
+        except LiveError:  # another live display (e.g. the caller's) is active: stay silent
+            self._p = None
+
+    def update(self, fraction: float) -> None:
+        if self._p is not None:
+            self._p.update(self._task, completed=int(1000 * min(max(fraction, 0.0), 1.0)))
+
+    def close(self) -> None:
+        if self._p is not None:
+            self._p.stop()

@@ -1,0 +1,285 @@
+"""Replaying the same frames for every policy through the vector env.
+
+Episode ``e`` is the same for every policy: its sub-env is seeded with ``plan.seeds[e]`` (so
+compute jitter, edge service draws, edge-load realisation and test samples are the same draws)
+and reset with the same ``trace_index``, ``start_s`` and ``full_trace`` options. Policies run in
+one :class:`~slimrl.env.vector.SlimSplitVectorEnv` with one sub-env per (policy, episode); the
+clairvoyant ones (``needs_lookahead``) get their own vector env so that ``lookahead()`` is only
+computed where it is used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from slimrl.policies.base import BatchPolicy
+
+#: default number of episodes on a split (random start offsets)
+DEFAULT_EPISODES = 32
+
+#: per-frame info terms recorded for every frame (plus ``dropped`` with periodic arrivals)
+STEP_KEYS = (
+    "accuracy",
+    "on_time",
+    "e2e_ms",
+    "compute_ms",
+    "transfer_ms",
+    "edge_ms",
+    "edge_queue_ms",
+    "bytes",
+    "energy_j",
+    "bandwidth_mbps",
+    "k",
+    "bits",
+    "reward_accuracy",
+    "reward_miss",
+    "reward_energy",
+    "t_s",
+)
+
+#: per-(policy, episode) totals kept when steps are not recorded
+TOTAL_KEYS = ("reward", "on_time", "accuracy", "energy_j")
+
+
+@dataclass(frozen=True)
+class EpisodePlan:
+    """What every episode replays: seed, trace, start offset; ``full_trace`` runs to its end."""
+
+    seeds: tuple[int, ...]
+    trace_index: tuple[int, ...]
+    start_s: tuple[float, ...]
+    full_trace: bool
+    episode_length: int
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def reset_kwargs(self, n_policies: int) -> dict[str, Any]:
+        """``reset(seed=..., options=...)`` of a vector env with ``n_policies * len(self)`` rows."""
+        return {
+            "seed": list(self.seeds) * n_policies,
+            "options": {
+                "trace_index": list(self.trace_index) * n_policies,
+                "start_s": list(self.start_s) * n_policies,
+                "full_trace": self.full_trace,
+            },
+        }
+
+
+def episode_seed(seed: int, e: int) -> int:
+    """The env seed of episode ``e`` of an evaluation seeded with ``seed``."""
+    return int(np.random.SeedSequence([int(seed), int(e)]).generate_state(1)[0])
+
+
+def plan_episodes(
+    world: Any, episodes: int | None, seed: int = 0, full_trace: bool = False
+) -> EpisodePlan:
+    """The episodes of an evaluation on ``world``'s traces.
+
+    ``full_trace`` and no ``episodes``: each trace once from its start to its end. Otherwise
+    ``episodes`` (default :data:`DEFAULT_EPISODES`) of ``episode_length`` frames; episode ``e``
+    replays trace ``e mod n_traces`` from a start offset drawn uniformly over the trace (seeded
+    by ``(seed, e)``).
+    """
+    n = int(world.n_traces)
+    durations = [float(d) for d in world.durations]
+    length = int(world.scenario.episode_length)
+    if full_trace and episodes is None:
+        return EpisodePlan(
+            seeds=tuple(episode_seed(seed, e) for e in range(n)),
+            trace_index=tuple(range(n)),
+            start_s=(0.0,) * n,
+            full_trace=True,
+            episode_length=length,
+        )
+    E = DEFAULT_EPISODES if episodes is None else int(episodes)
+    if E < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    ti = [e % n for e in range(E)]
+    starts = [
+        float(np.random.default_rng([int(seed), e, 1]).random()) * durations[ti[e]]
+        for e in range(E)
+    ]
+    return EpisodePlan(
+        seeds=tuple(episode_seed(seed, e) for e in range(E)),
+        trace_index=tuple(ti),
+        start_s=tuple(
+            min(s, np.nextafter(durations[i], 0.0)) for s, i in zip(starts, ti, strict=True)
+        ),
+        full_trace=False,
+        episode_length=length,
+    )
+
+
+@dataclass
+class Rollout:
+    """Results of :func:`simulate`.
+
+    ``steps``: one entry per recorded frame (``policy`` index, ``episode``, ``step``, ``action``,
+    ``reward`` and :data:`STEP_KEYS`), or None. ``totals``: (P, E) arrays ``frames`` and the sums
+    of :data:`TOTAL_KEYS`.
+    """
+
+    steps: dict[str, np.ndarray] | None
+    totals: dict[str, np.ndarray]
+
+
+class _Rows(Mapping):
+    """A lazy row slice of a vector env's infos (dict of (N, ...) arrays)."""
+
+    def __init__(self, infos: Mapping[str, Any], rows: slice, n: int) -> None:
+        self._infos, self._rows, self._n = infos, rows, n
+
+    def __getitem__(self, key: str) -> Any:
+        v = self._infos[key]
+        if isinstance(v, Mapping):
+            return _Rows(v, self._rows, self._n)
+        if isinstance(v, np.ndarray) and v.ndim and v.shape[0] == self._n:
+            return v[self._rows]
+        return v
+
+    def __iter__(self):
+        return iter(self._infos)
+
+    def __len__(self) -> int:
+        return len(self._infos)
+
+
+def simulate(
+    make_env: Callable[[int], Any],
+    policies: Sequence[BatchPolicy],
+    plan: EpisodePlan,
+    *,
+    keep_steps: bool = True,
+    progress: Callable[[float], None] | None = None,
+) -> Rollout:
+    """Run every policy on every episode of ``plan``.
+
+    ``make_env(n)`` returns a fresh flat-action ``SlimSplitVectorEnv`` with ``n`` sub-envs.
+    ``progress`` is called now and then with the fraction done (0..1).
+    """
+    P, E = len(policies), len(plan)
+    groups = [
+        [i for i, p in enumerate(policies) if not p.needs_lookahead],
+        [i for i, p in enumerate(policies) if p.needs_lookahead],
+    ]
+    groups = [g for g in groups if g]
+    totals = {"frames": np.zeros((P, E), dtype=np.int64)}
+    totals.update({k: np.zeros((P, E)) for k in TOTAL_KEYS})
+    parts: list[dict[str, np.ndarray]] = []
+    done_weight = 0.0
+    for g in groups:
+        weight = len(g) / P
+
+        def report(f: float, base: float = done_weight, w: float = weight) -> None:
+            if progress is not None:
+                progress(base + w * f)
+
+        venv = make_env(len(g) * E)
+        try:
+            part = _run_group(venv, [policies[i] for i in g], g, plan, keep_steps, totals, report)
+        finally:
+            venv.close()
+        if part is not None:
+            parts.append(part)
+        done_weight += weight
+    if progress is not None:
+        progress(1.0)
+    steps = None
+    if keep_steps:
+        keys = parts[0].keys()
+        steps = {k: np.concatenate([p[k] for p in parts]) for k in keys}
+    return Rollout(steps, totals)
+
+
+def _run_group(
+    venv: Any,
+    group: list[BatchPolicy],
+    index: list[int],
+    plan: EpisodePlan,
+    keep_steps: bool,
+    totals: dict[str, np.ndarray],
+    report: Callable[[float], None],
+) -> dict[str, np.ndarray] | None:
+    E = len(plan)
+    N = len(group) * E
+    slices = [slice(j * E, (j + 1) * E) for j in range(len(group))]
+    pol_of_row = np.repeat(np.asarray(index, dtype=np.int64), E)
+    ep_of_row = np.tile(np.arange(E, dtype=np.int64), len(group))
+    obs, infos = venv.reset(**plan.reset_kwargs(len(group)))
+    for p in group:
+        p.reset(E)
+    lookahead = any(p.needs_lookahead for p in group)
+    active = np.ones(N, dtype=bool)
+    step_of_row = np.zeros(N, dtype=np.int64)
+    start = np.asarray([plan.start_s[e] for e in ep_of_row])
+    end = np.asarray(venv.world.durations)[np.asarray([plan.trace_index[e] for e in ep_of_row])]
+    sums = {k: np.zeros(N) for k in TOTAL_KEYS}
+    chunks: list[dict[str, np.ndarray]] = []
+    actions = np.zeros(N, dtype=np.int64)
+    it = 0
+    while active.any():
+        if lookahead:
+            infos = dict(infos)
+            infos["lookahead"] = venv.lookahead()
+        for p, sl in zip(group, slices, strict=True):
+            actions[sl] = p.act_batch(obs[sl], _Rows(infos, sl, N))
+        obs, reward, _term, trunc, infos = venv.step(actions)
+        src = infos.get("final_info", infos)
+        rows = None if active.all() else np.flatnonzero(active)
+
+        def take(a: np.ndarray, rows: np.ndarray | None = rows) -> np.ndarray:
+            a = np.asarray(a)
+            return a.copy() if rows is None else a[rows]
+
+        if keep_steps:
+            chunk = {
+                "policy": take(pol_of_row),
+                "episode": take(ep_of_row),
+                "step": take(step_of_row),
+                "action": take(actions),
+                "reward": take(reward),
+            }
+            for key in STEP_KEYS:
+                chunk[key] = take(src[key])
+            if "dropped" in src:
+                chunk["dropped"] = take(src["dropped"])
+            chunks.append(chunk)
+        a = active.astype(np.float64)
+        sums["reward"] += a * reward
+        sums["on_time"] += a * np.asarray(src["on_time"], dtype=np.float64)
+        sums["accuracy"] += a * np.asarray(src["accuracy"], dtype=np.float64)
+        sums["energy_j"] += a * np.asarray(src["energy_j"], dtype=np.float64)
+        step_of_row += active
+        active &= ~np.asarray(trunc, dtype=bool)
+        it += 1
+        if it % 20 == 0:
+            report(_fraction(plan, active, step_of_row, venv.sim_time_s, start, end))
+
+    for j, pi in enumerate(index):
+        sl = slices[j]
+        totals["frames"][pi] = step_of_row[sl]
+        for k in TOTAL_KEYS:
+            totals[k][pi] = sums[k][sl]
+    if not keep_steps:
+        return None
+    return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+
+
+def _fraction(
+    plan: EpisodePlan,
+    active: np.ndarray,
+    steps: np.ndarray,
+    t: np.ndarray,
+    start: np.ndarray,
+    end: np.ndarray,
+) -> float:
+    if plan.full_trace:
+        f = np.clip((t - start) / np.maximum(end - start, 1e-9), 0.0, 1.0)
+    else:
+        f = np.minimum(steps / plan.episode_length, 1.0)
+    return float(np.where(active, f, 1.0).mean())

@@ -1,0 +1,209 @@
+"""The ``Policy`` protocol, the batched base class and the mode table policies reason about.
+
+Action convention (every policy, every adapter): an action is a **flat mode index** into the
+env's ``action_table`` (k-major: ``a = ki * B + bi``, ``action_table[a] == (k, bits)``). Build
+the env with ``action_space="flat"`` to pass it straight through, or convert it at the boundary
+with :func:`to_env_action` (``[ki, bi]`` for the default MultiDiscrete space).
+
+A policy is called once per env step with the observation and the ``info`` that the env returned
+with it (the reset info at the start of an episode). Policies that keep state (bandwidth
+estimates) update it from the device-side measurements in ``info`` (``bytes``, ``transfer_ms``,
+``edge_queue_ms``): an ``info`` without them (a reset info, or a vector-env row whose ``_key``
+mask is off after an autoreset) starts a new episode for that row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+#: info keys a stateful heuristic reads (device-side measurements of the last frame)
+MEASURED_KEYS = ("bytes", "transfer_ms", "edge_queue_ms", "compute_ms", "e2e_ms")
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """Anything that picks a mode per frame."""
+
+    name: str
+
+    def reset(self) -> None:
+        """Forget every episode state (bandwidth estimates, histories)."""
+
+    def act(self, observation: np.ndarray, info: Mapping[str, Any]) -> int:
+        """The flat mode index for the next frame, given the last observation and info."""
+
+
+@dataclass(frozen=True)
+class ModeTable:
+    """Per-mode constants of a scenario, as flat (M,) arrays in action-table order.
+
+    Everything here is known to the device ahead of time: the model profile (accuracy, payload),
+    the device profile (mean compute time, power, radio model), the link's base delay, the edge's
+    median service time, the deadline and the reward weights.
+    """
+
+    action_table: tuple[tuple[int, int], ...]
+    K: int
+    B: int
+    k: np.ndarray
+    bits: np.ndarray
+    accuracy: np.ndarray
+    payload_bytes: np.ndarray
+    compute_ms: np.ndarray
+    service_ms: np.ndarray
+    allowed: np.ndarray
+    compute_power_w: float
+    radio_base_w: float
+    radio_alpha_w_per_mbps: float
+    delay_ms: float
+    deadline_ms: float
+    w_accuracy: float
+    miss_penalty: float
+    w_energy: float
+
+    @property
+    def M(self) -> int:
+        return len(self.action_table)
+
+    @classmethod
+    def from_world(cls, world: Any) -> ModeTable:
+        """From a :class:`slimrl.env.dynamics.World` (``env.unwrapped.world``)."""
+        sc = world.scenario
+        dev = sc.device_profile
+        return cls(
+            action_table=tuple((int(k), int(b)) for k, b in world.action_table),
+            K=int(world.K),
+            B=int(world.B),
+            k=np.asarray(world.k_of, dtype=np.int64),
+            bits=np.asarray(world.bits_of, dtype=np.int64),
+            accuracy=np.asarray(world.accuracy, dtype=np.float64),
+            payload_bytes=np.asarray(world.payload, dtype=np.float64),
+            compute_ms=np.asarray(world.compute_mean, dtype=np.float64),
+            service_ms=np.asarray(world.service_median, dtype=np.float64),
+            allowed=np.asarray(world.mode_mask, dtype=bool),
+            compute_power_w=float(dev.compute_power_w),
+            radio_base_w=float(dev.radio_base_w),
+            radio_alpha_w_per_mbps=float(dev.radio_alpha_w_per_mbps),
+            delay_ms=float(world.delay_ms),
+            deadline_ms=float(world.deadline_ms),
+            w_accuracy=float(world.w_acc),
+            miss_penalty=float(world.miss),
+            w_energy=float(world.w_energy),
+        )
+
+    @classmethod
+    def from_env(cls, env: Any) -> ModeTable:
+        """From a SlimSplit env (wrapped or not) or a ``SlimSplitVectorEnv``."""
+        return cls.from_world(world_of(env))
+
+    def energy_j(self, transfer_ms: np.ndarray) -> np.ndarray:
+        """Expected energy (J) of every mode at its mean compute time and ``transfer_ms``."""
+        return (
+            self.compute_power_w * 1e-3 * self.compute_ms
+            + self.radio_base_w * 1e-3 * transfer_ms
+            + self.radio_alpha_w_per_mbps * 8e-6 * self.payload_bytes
+        )
+
+    def label(self, a: int) -> str:
+        k, b = self.action_table[int(a)]
+        return f"{k},{b}"
+
+    def index(self, k: int, bits: int) -> int:
+        """Flat index of mode ``(k, bits)``; ``ValueError`` if the profile has no such mode."""
+        try:
+            return self.action_table.index((int(k), int(bits)))
+        except ValueError:
+            ks = sorted({m[0] for m in self.action_table})
+            bs = sorted({m[1] for m in self.action_table})
+            raise ValueError(f"no mode k={k} bits={bits} (k in {ks}, bits in {bs})") from None
+
+
+def world_of(env: Any) -> Any:
+    """The :class:`World` behind an env, a wrapped env or a vector env."""
+    for obj in (env, getattr(env, "unwrapped", None)):
+        w = getattr(obj, "world", None)
+        if w is not None:
+            return w
+    if hasattr(env, "action_table") and hasattr(env, "mode_mask"):
+        return env  # a World itself
+    raise TypeError(f"{env!r} is not a SlimSplit env (no .world)")
+
+
+def to_env_action(a: int | np.ndarray, table: ModeTable, multidiscrete: bool = True) -> Any:
+    """Flat index (or array of them) -> the env's action: ``[ki, bi]`` or the index itself."""
+    if not multidiscrete:
+        return a
+    a = np.asarray(a, dtype=np.int64)
+    return np.stack([a // table.B, a % table.B], axis=-1)
+
+
+class BatchPolicy:
+    """Base class of policies that act on N observations at once, state kept in (N,) arrays.
+
+    Subclasses implement :meth:`_reset_rows` (start a new episode for some rows) and
+    :meth:`act_batch`. ``act`` is ``act_batch`` on a batch of one. Set ``needs_lookahead`` for
+    clairvoyant policies: they read ``infos["lookahead"]`` (the env's ``lookahead()``).
+    """
+
+    name: str = "policy"
+    needs_lookahead: bool = False
+
+    def __init__(self, table: ModeTable, n: int = 1) -> None:
+        self.table = table
+        self.n = 0
+        self.reset(n)
+
+    # -- batch form -------------------------------------------------------------------------
+    def reset(self, n: int = 1) -> None:
+        """Allocate state for ``n`` rows (all at the start of an episode)."""
+        self.n = int(n)
+        self._alloc(self.n)
+        self._reset_rows(np.ones(self.n, dtype=bool))
+
+    def act_batch(self, observations: np.ndarray, infos: Mapping[str, Any]) -> np.ndarray:
+        """Flat mode indices (N,) for N observations and the matching infos (dict of arrays)."""
+        raise NotImplementedError
+
+    # -- single form ------------------------------------------------------------------------
+    def act(self, observation: np.ndarray, info: Mapping[str, Any]) -> int:
+        """One decision: ``act_batch`` on a batch of one."""
+        if self.n != 1:
+            self.reset(1)
+        batch = {k: np.asarray([v]) for k, v in info.items() if k in MEASURED_KEYS}
+        if "lookahead" in info:
+            batch["lookahead"] = {k: np.asarray(v)[None] for k, v in info["lookahead"].items()}
+        return int(self.act_batch(np.asarray(observation)[None], batch)[0])
+
+    # -- state --------------------------------------------------------------------------------
+    def _alloc(self, n: int) -> None:
+        """Allocate per-row state arrays (stateless policies: nothing)."""
+
+    def _reset_rows(self, rows: np.ndarray) -> None:
+        """Start a new episode for the rows where ``rows`` (bool (N,)) is set."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+
+def measurements(infos: Mapping[str, Any], n: int, keys: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+    """``(valid, *values)``: rows of ``infos`` that carry a measurement of the last frame.
+
+    A row is valid when every key is present and its ``_key`` mask (vector envs) is on; values
+    of invalid rows are 0.
+    """
+    valid = np.ones(n, dtype=bool)
+    out = []
+    for key in keys:
+        v = infos.get(key)
+        if v is None:
+            return (np.zeros(n, dtype=bool), *(np.zeros(n) for _ in keys))
+        arr = np.asarray(v, dtype=np.float64).reshape(n)
+        mask = infos.get(f"_{key}")
+        if mask is not None:
+            valid &= np.asarray(mask, dtype=bool).reshape(n)
+        out.append(arr)
+    return (valid, *(np.where(valid, a, 0.0) for a in out))

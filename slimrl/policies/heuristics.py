@@ -1,0 +1,220 @@
+"""Threshold heuristics: fixed modes, random, the founding paper's controller, rate-threshold.
+
+Every heuristic sees only what the device knows: the model and device profiles, the scenario's
+constants (:class:`~slimrl.policies.base.ModeTable`) and its own measurements from ``info``
+(payload bytes and transfer time of each frame, the queueing delay the edge reported). All are
+:class:`~slimrl.policies.base.BatchPolicy`: N rows at once, state in (N,) arrays. Only allowed
+modes (scenario ``modes``) are ever chosen. Ties go to the smaller flat index (smaller k, then
+fewer bits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from slimrl.policies.base import BatchPolicy, ModeTable, measurements
+
+_NEG = -np.inf
+
+
+def fastest_mode(table: ModeTable) -> int:
+    """The allowed mode with the smallest mean compute time, then the smallest payload."""
+    idx = np.flatnonzero(table.allowed)
+    order = np.lexsort((idx, table.payload_bytes[idx], table.compute_ms[idx]))
+    return int(idx[order[0]])
+
+
+class Static(BatchPolicy):
+    """``static:K,B``: always the same mode."""
+
+    def __init__(self, table: ModeTable, k: int, bits: int) -> None:
+        self.mode = table.index(k, bits)
+        if not table.allowed[self.mode]:
+            raise ValueError(f"mode k={k} bits={bits} is not allowed by the scenario's modes")
+        self.name = f"static:{k},{bits}"
+        super().__init__(table)
+
+    def act_batch(self, observations: np.ndarray, infos: Mapping[str, Any]) -> np.ndarray:
+        return np.full(len(observations), self.mode, dtype=np.int64)
+
+
+class RandomPolicy(BatchPolicy):
+    """``random``: a uniform draw over the allowed modes each frame (seeded at construction)."""
+
+    name = "random"
+
+    def __init__(self, table: ModeTable, seed: int | None = 0) -> None:
+        self._choices = np.flatnonzero(table.allowed)
+        self.rng = np.random.default_rng(seed)
+        super().__init__(table)
+
+    def act_batch(self, observations: np.ndarray, infos: Mapping[str, Any]) -> np.ndarray:
+        return self.rng.choice(self._choices, size=len(observations))
+
+
+class PaperEWMA(BatchPolicy):
+    """``paper-ewma``: the controller of Assine et al., WoWMoM 2023, exactly as published.
+
+    - Bandwidth estimate ``bw`` (kB/s) = EWMA with ``alpha = 0.4`` of the measured rate of past
+      transfers, ``payload_bytes / transfer_ms`` (bytes/ms = kB/s):
+      ``bw <- alpha * x + (1 - alpha) * bw``; the first measurement initialises ``bw = x``.
+    - It picks the highest-accuracy mode such that
+      ``60 ms * (k + bits / 10) + payload_bytes / bw < 0.8 * deadline`` (``payload / bw`` in ms).
+      This ignores the edge time (decoder, queue), the base delay, and under-estimates the
+      in-loop encoder time: the reason it misses deadlines.
+    - No mode passes: the mode with the smallest left-hand side (the fastest by its own estimate).
+    - Before the first measurement of an episode (no estimate yet): the mode with the smallest
+      ``60 ms * (k + bits / 10)`` (k = 1, bits = 1), a probe whose transfer seeds the estimate.
+    """
+
+    name = "paper-ewma"
+
+    def __init__(
+        self,
+        table: ModeTable,
+        alpha: float = 0.4,
+        ms_per_unit: float = 60.0,
+        budget: float = 0.8,
+    ) -> None:
+        self.alpha = float(alpha)
+        self.budget_ms = float(budget) * table.deadline_ms
+        self._fixed_ms = ms_per_unit * (table.k + table.bits / 10.0)
+        self._payload = table.payload_bytes
+        self._acc = np.where(table.allowed, table.accuracy, _NEG)
+        self._allowed = table.allowed
+        idx = np.flatnonzero(table.allowed)
+        self.probe = int(idx[np.lexsort((idx, self._payload[idx], self._fixed_ms[idx]))[0]])
+        super().__init__(table)
+
+    def _alloc(self, n: int) -> None:
+        self.bw_kBps = np.zeros(n)
+        self.has_bw = np.zeros(n, dtype=bool)
+
+    def _reset_rows(self, rows: np.ndarray) -> None:
+        self.bw_kBps[rows] = 0.0
+        self.has_bw[rows] = False
+
+    def update(self, infos: Mapping[str, Any]) -> None:
+        """Fold the last frame's measurement into the estimate; reset rows without one."""
+        valid, nbytes, tx_ms = measurements(infos, self.n, ("bytes", "transfer_ms"))
+        self._reset_rows(~valid)
+        x = nbytes / np.maximum(tx_ms, 1e-6)
+        self.bw_kBps = np.where(
+            valid,
+            np.where(self.has_bw, self.alpha * x + (1 - self.alpha) * self.bw_kBps, x),
+            self.bw_kBps,
+        )
+        self.has_bw |= valid
+
+    def act_batch(self, observations: np.ndarray, infos: Mapping[str, Any]) -> np.ndarray:
+        self.update(infos)
+        with np.errstate(divide="ignore"):
+            lhs = self._fixed_ms[None, :] + self._payload[None, :] / self.bw_kBps[:, None]
+        fits = (lhs < self.budget_ms) & self._allowed
+        best = np.where(fits, self._acc, _NEG).argmax(axis=1)
+        fallback = np.where(self._allowed, lhs, np.inf).argmin(axis=1)
+        a = np.where(fits.any(axis=1), best, fallback)
+        return np.where(self.has_bw, a, self.probe)
+
+
+class RateThreshold(BatchPolicy):
+    """``rate-threshold``: best expected reward among the modes predicted to meet the deadline.
+
+    - Bandwidth: harmonic mean of the goodputs of the last ``window`` transfers (goodput =
+      payload / transfer time, stalls included), i.e. a transfer predicted to take
+      ``payload * mean(transfer_ms / bytes)`` over those transfers.
+    - Predicted end-to-end latency of mode m: the device's true mean compute time (device
+      profile) + predicted transfer + 2 x base one-way delay + the queueing delay the edge
+      reported with its last answer + the edge's median service time.
+    - Among the allowed modes with ``e2e <= margin * deadline`` it picks the highest expected
+      reward ``w_acc * accuracy - w_energy * predicted energy`` (energy of the mean compute time
+      and of the predicted transfer under the device's radio model); none fits: the mode with the
+      smallest predicted e2e.
+    - Before the first measurement of an episode: the fastest mode (smallest mean compute, then
+      smallest payload) as a probe.
+
+    ``window`` and ``margin`` are scalars, or (N,) arrays giving each row its own parameters
+    (then ``reset(n)`` needs ``n == len``), which lets a whole grid run as one batch.
+    """
+
+    name = "rate-threshold"
+
+    def __init__(
+        self,
+        table: ModeTable,
+        window: int | Sequence[int] | np.ndarray = 5,
+        margin: float | Sequence[float] | np.ndarray = 0.9,
+        name: str | None = None,
+    ) -> None:
+        self.window = np.asarray(window, dtype=np.int64)
+        self.margin = np.asarray(margin, dtype=np.float64)
+        if (self.window < 1).any():
+            raise ValueError(f"window must be >= 1, got {window!r}")
+        if (self.margin <= 0).any():
+            raise ValueError(f"margin must be > 0, got {margin!r}")
+        self.max_window = int(self.window.max())
+        if name is not None:
+            self.name = name
+        t = table
+        self._fixed_ms = t.compute_ms + 2.0 * t.delay_ms + t.service_ms
+        self._payload = t.payload_bytes
+        self._acc_term = t.w_accuracy * t.accuracy - t.w_energy * (
+            t.compute_power_w * 1e-3 * t.compute_ms
+            + t.radio_alpha_w_per_mbps * 8e-6 * t.payload_bytes
+        )
+        self._tx_energy = t.w_energy * t.radio_base_w * 1e-3  # per ms of transfer
+        self._allowed = t.allowed
+        self.probe = fastest_mode(t)
+        per_row = [a.size for a in (self.window, self.margin) if a.ndim]
+        super().__init__(table, per_row[0] if per_row else 1)
+
+    def reset(self, n: int = 1) -> None:
+        for arr in (self.window, self.margin):
+            if arr.ndim and arr.size != n:
+                raise ValueError(f"{self.name}: per-row parameters for {arr.size} rows, reset({n})")
+        super().reset(n)
+
+    def _alloc(self, n: int) -> None:
+        self.inv_hist = np.zeros((n, self.max_window))  # ms per byte, newest first
+        self.count = np.zeros(n, dtype=np.int64)
+        self.queue_ms = np.zeros(n)
+
+    def _reset_rows(self, rows: np.ndarray) -> None:
+        self.inv_hist[rows] = 0.0
+        self.count[rows] = 0
+        self.queue_ms[rows] = 0.0
+
+    def update(self, infos: Mapping[str, Any]) -> None:
+        """Push the last frame's transfer into the history; reset rows without one."""
+        valid, nbytes, tx_ms, queue = measurements(
+            infos, self.n, ("bytes", "transfer_ms", "edge_queue_ms")
+        )
+        self._reset_rows(~valid)
+        if self.max_window > 1:
+            self.inv_hist[valid, 1:] = self.inv_hist[valid, :-1]
+        self.inv_hist[valid, 0] = tx_ms[valid] / np.maximum(nbytes[valid], 1.0)
+        self.count = np.where(valid, np.minimum(self.count + 1, self.max_window), self.count)
+        self.queue_ms = np.where(valid, queue, self.queue_ms)
+
+    def predict_e2e_ms(self) -> tuple[np.ndarray, np.ndarray]:
+        """(predicted e2e (N, M), predicted transfer (N, M)) in ms from the current state."""
+        used = np.minimum(self.count, self.window)
+        cols = np.arange(self.max_window)
+        w = cols[None, :] < used[:, None]
+        inv = (self.inv_hist * w).sum(axis=1) / np.maximum(used, 1)
+        tx = inv[:, None] * self._payload[None, :]
+        return self._fixed_ms[None, :] + self.queue_ms[:, None] + tx, tx
+
+    def act_batch(self, observations: np.ndarray, infos: Mapping[str, Any]) -> np.ndarray:
+        self.update(infos)
+        e2e, tx = self.predict_e2e_ms()
+        budget = (self.margin * self.table.deadline_ms).reshape(-1, 1)
+        fits = (e2e <= budget) & self._allowed
+        value = self._acc_term[None, :] - self._tx_energy * tx
+        best = np.where(fits, value, _NEG).argmax(axis=1)
+        fallback = np.where(self._allowed, e2e, np.inf).argmin(axis=1)
+        a = np.where(fits.any(axis=1), best, fallback)
+        return np.where(self.count > 0, a, self.probe)

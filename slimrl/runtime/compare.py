@@ -1,0 +1,195 @@
+"""How faithful is the simulator? Replay a measured device log's frames through it.
+
+Each logged frame (its mode and its start time on the trace) is run through the scenario's
+:class:`~slimrl.env.dynamics.World` with its model, device and edge figures: mean compute time
+(no jitter), the payload of the profile, the transfer over the same trace from the same instant,
+median edge service and the edge backlog (median over the scenario's backlog realisations). The
+simulated e2e latency and on-time flag sit next to the measured ones.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from slimrl.errors import SlimrlError
+from slimrl.io import atomic_path
+from slimrl.runtime.device import read_log
+
+COLUMNS = ("compute_ms", "transfer_ms", "edge_ms", "e2e_ms")
+
+
+def simulate_frames(
+    frames: list[dict[str, Any]],
+    meta: dict[str, Any],
+    scenario: Any,
+    trace_path: str | os.PathLike | None = None,
+) -> list[dict[str, Any]]:
+    """Per logged frame: the simulator's ``sim_*`` figures for the same mode and start time."""
+    from slimrl.env.dynamics import World
+    from slimrl.traces import TraceSet, load_trace
+
+    path = trace_path or meta.get("trace")
+    if not path:
+        raise SlimrlError("the log names no trace (missing .meta.json); pass --trace FILE")
+    trace = load_trace(path, resolution_ms=float(meta.get("trace_resolution_ms", 100)))
+    world = World(scenario, TraceSet([trace], [Path(path)]))
+    index = {mode: m for m, mode in enumerate(world.action_table)}
+    deadline = float(meta.get("deadline_ms", world.deadline_ms))
+    out = []
+    for f in frames:
+        m = index.get((int(f["k"]), int(f["bits"])))
+        if m is None:
+            raise SlimrlError(
+                f"frame {f['frame']}: mode k={f['k']} bits={f['bits']} is not in the scenario's "
+                f"model profile ({world.scenario.model.profile}); compare with the scenario the "
+                "policy was trained on"
+            )
+        t = float(f.get("t_s", 0.0))
+        runs = [world.frame(m, t, 0, r, 0, 0.0, 1.0, -1) for r in range(world.n_real)]
+        e2e = [r[0] for r in runs]
+        j = int(np.argsort(e2e)[len(e2e) // 2])  # the median realisation
+        e2e_ms, _, c, tx_ms, edge, q = runs[j][:6]
+        out.append(
+            {
+                "sim_compute_ms": c,
+                "sim_transfer_ms": tx_ms,
+                "sim_edge_ms": edge,
+                "sim_edge_queue_ms": q,
+                "sim_e2e_ms": e2e_ms,
+                "sim_on_time": e2e_ms <= deadline,
+                "sim_bytes": int(runs[j][6]),
+            }
+        )
+    return out
+
+
+def compare_log(
+    log: str | os.PathLike, scenario: Any, trace_path: str | os.PathLike | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """Rows (measured next to simulated, per frame), a summary of the differences, the log meta."""
+    frames, meta = read_log(log)
+    sims = simulate_frames(frames, meta, scenario, trace_path)
+    rows = []
+    for f, s in zip(frames, sims, strict=True):
+        row = {
+            "frame": f["frame"],
+            "k": f["k"],
+            "bits": f["bits"],
+            "t_s": f.get("t_s"),
+            "error": f.get("error"),
+        }
+        for c in COLUMNS:
+            row[c] = f.get(c)
+            row[f"sim_{c}"] = s[f"sim_{c}"]
+        row["bytes"], row["sim_bytes"] = f.get("bytes"), s["sim_bytes"]
+        row["on_time"], row["sim_on_time"] = bool(f["on_time"]), bool(s["sim_on_time"])
+        ok = row["error"] is None and row["e2e_ms"] is not None
+        row["e2e_error_ms"] = row["sim_e2e_ms"] - row["e2e_ms"] if ok else None
+        rows.append(row)
+    return rows, summarize(rows), meta
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    ok = [r for r in rows if r["e2e_error_ms"] is not None]
+    err = np.array([r["e2e_error_ms"] for r in ok], dtype=float)
+    summary: dict[str, Any] = {
+        "frames": len(rows),
+        "failed_frames": len(rows) - len(ok),
+        "on_time_measured": float(np.mean([r["on_time"] for r in rows])),
+        "on_time_simulated": float(np.mean([r["sim_on_time"] for r in rows])),
+        "on_time_agreement": float(np.mean([r["on_time"] == r["sim_on_time"] for r in rows])),
+    }
+    if err.size:
+        summary.update(
+            {
+                "e2e_error_mean_ms": float(err.mean()),
+                "e2e_error_p5_ms": float(np.percentile(err, 5)),
+                "e2e_error_p50_ms": float(np.percentile(err, 50)),
+                "e2e_error_p95_ms": float(np.percentile(err, 95)),
+                "e2e_abs_error_p50_ms": float(np.percentile(np.abs(err), 50)),
+            }
+        )
+    for c in COLUMNS:
+        meas = np.array([r[c] for r in ok if r[c] is not None], dtype=float)
+        sim = np.array([r[f"sim_{c}"] for r in ok], dtype=float)
+        summary[c] = {
+            "measured_p50": float(np.median(meas)) if meas.size else math.nan,
+            "measured_p95": float(np.percentile(meas, 95)) if meas.size else math.nan,
+            "simulated_p50": float(np.median(sim)) if sim.size else math.nan,
+            "simulated_p95": float(np.percentile(sim, 95)) if sim.size else math.nan,
+        }
+    return summary
+
+
+def write_csv(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def plot(path: str | os.PathLike, rows: list[dict[str, Any]], deadline_ms: float | None) -> None:
+    """Measured vs simulated e2e per frame, and the distribution of the error."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in rows if r["e2e_error_ms"] is not None]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    ax1.plot([r["frame"] for r in rows], [r["sim_e2e_ms"] for r in rows], label="simulated", lw=1)
+    ax1.plot([r["frame"] for r in ok], [r["e2e_ms"] for r in ok], label="measured", lw=1)
+    failed = [r["frame"] for r in rows if r["e2e_error_ms"] is None]
+    if failed:
+        ax1.scatter(failed, [0] * len(failed), marker="x", color="red", label="failed", zorder=3)
+    if deadline_ms:
+        ax1.axhline(deadline_ms, color="gray", ls="--", lw=1, label="deadline")
+    ax1.set(xlabel="frame", ylabel="e2e latency (ms)", title="end-to-end latency")
+    ax1.legend()
+    if ok:
+        ax2.hist([r["e2e_error_ms"] for r in ok], bins=40)
+    ax2.set(xlabel="simulated - measured e2e (ms)", ylabel="frames", title="simulation error")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def print_table(summary: dict[str, Any], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("", "measured p50", "simulated p50", "measured p95", "simulated p95"):
+        table.add_column(col, justify="right")
+    for c in COLUMNS:
+        s = summary[c]
+        table.add_row(
+            c,
+            *(
+                f"{s[k]:.2f}"
+                for k in ("measured_p50", "simulated_p50", "measured_p95", "simulated_p95")
+            ),
+        )
+    table.add_row(
+        "on-time rate",
+        f"{summary['on_time_measured']:.3f}",
+        f"{summary['on_time_simulated']:.3f}",
+        "",
+        "",
+    )
+    console = Console()
+    console.print(table)
+    if "e2e_error_p50_ms" in summary:
+        console.print(
+            f"e2e error (simulated - measured): p5 {summary['e2e_error_p5_ms']:.2f} ms, "
+            f"p50 {summary['e2e_error_p50_ms']:.2f} ms, p95 {summary['e2e_error_p95_ms']:.2f} ms; "
+            f"on-time agreement {summary['on_time_agreement']:.3f}; "
+            f"{summary['failed_frames']} failed frame(s) of {summary['frames']}"
+        )

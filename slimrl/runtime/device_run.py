@@ -1,0 +1,257 @@
+"""``slimrl device run``: wire a policy, the split model, a trace and an edge into a DeviceLoop."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from slimrl.errors import BundleError, PolicyError
+from slimrl.paths import AGENTS_DIR
+from slimrl.runtime.device import (
+    Decide,
+    DeviceLoop,
+    FrameRecord,
+    record_to_json,
+    summarize,
+    write_log,
+)
+from slimrl.runtime.edge_client import EdgeClient, parse_address
+from slimrl.runtime.uplink import TraceUplink
+
+#: the shipped Fashion-MNIST reference policy bundle (written by the training room)
+REFERENCE_BUNDLE = AGENTS_DIR / "reference"
+
+
+@dataclass
+class DeviceRunConfig:
+    edge: str
+    trace: Path
+    frames: int
+    out: Path
+    deadline_ms: float | None = None
+    bundle: Path | None = None
+    policy: str | None = None
+    scenario: Any = None  # name, path or mapping; heuristics only (default: the bundle's)
+    seed: int = 0
+    model: Path | None = None
+    data: Path | None = None
+    start_s: float = 0.0
+    base_delay_ms: float = 0.0
+    connect_timeout_s: float = 2.0
+    io_timeout_s: float = 10.0
+    threads: int | None = 1
+
+
+@dataclass
+class PolicyChoice:
+    decide: Decide
+    name: str
+    table: list[tuple[int, int]]
+    builder: Any  # ObservationBuilder
+    deadline_ms: float
+    bundle: Path | None = None
+
+
+def _bundle_dir(path: Path | None) -> Path:
+    """``path``, or the shipped reference bundle: ``agents/reference`` itself or the one bundle
+    folder under it (``agents/reference/<name>[/bundle]``)."""
+    if path is not None:
+        path = Path(path)
+        if not (path / "manifest.json").is_file():
+            hint = ""
+            if any(path.glob("*.zip")) or any(path.glob("*/*.zip")):
+                hint = f"; it looks like a training run: `slimrl export {path} --out DIR` first"
+            raise BundleError(f"{path}: not a policy bundle (no manifest.json){hint}")
+        return path
+    root = REFERENCE_BUNDLE
+    if (root / "manifest.json").is_file():
+        return root
+    found = sorted(
+        {m.parent for pat in ("*/manifest.json", "*/bundle/manifest.json") for m in root.glob(pat)}
+    )
+    if len(found) == 1:
+        return found[0]
+    if found:
+        names = ", ".join(str(f.relative_to(root)) for f in found)
+        raise BundleError(f"several reference bundles in {root} ({names}); pass --bundle DIR")
+    raise BundleError(
+        f"the reference policy bundle is absent (no manifest.json in {root} or its subfolders; it "
+        "ships with the trained reference agent); export one with `slimrl export RUN_DIR --out "
+        "DIR` and pass --bundle DIR, or pass --policy NAME for a heuristic"
+    )
+
+
+def builder_from_manifest(manifest: dict[str, Any], deadline_ms: float) -> Any:
+    """The env's ObservationBuilder with the bundle's parameters, checked against its names."""
+    from slimrl.env.observation import ObservationBuilder
+
+    o = manifest["observation"]
+    try:
+        builder = ObservationBuilder(
+            o["history"], o["k_max"], o["bits_max"], deadline_ms, o["max_mbps"], o["max_time_s"]
+        )
+    except KeyError as exc:
+        raise BundleError(f"bundle manifest: observation field {exc} missing") from None
+    if list(builder.names) != list(o["names"]):
+        raise BundleError(
+            f"bundle observations {o['names']} differ from this slimrl's layout "
+            f"{list(builder.names)}; re-export the run with this version"
+        )
+    return builder
+
+
+def resolve_policy(cfg: DeviceRunConfig, trace: Any) -> PolicyChoice:
+    """The decision function: an exported bundle (default) or a heuristic by name."""
+    from slimrl.runtime.controller import Controller
+
+    name = cfg.policy
+    if name is None or (Path(name) / "manifest.json").is_file():
+        path = _bundle_dir(Path(name) if name is not None else cfg.bundle)
+        ctrl = Controller.load(path)
+        deadline = cfg.deadline_ms
+        if deadline is None:
+            deadline = float(ctrl.manifest["observation"]["deadline_s"]) * 1e3
+        builder = builder_from_manifest(ctrl.manifest, deadline)
+        return PolicyChoice(
+            lambda obs, info: ctrl.decide(obs),
+            str(path),
+            ctrl.action_table,
+            builder,
+            deadline,
+            path,
+        )
+    return _heuristic(name, cfg, trace)
+
+
+def _heuristic(name: str, cfg: DeviceRunConfig, trace: Any) -> PolicyChoice:
+    from slimrl.env.dynamics import World
+    from slimrl.env.observation import ObservationBuilder
+    from slimrl.env.scenario import load_scenario
+    from slimrl.policies import make_policy
+    from slimrl.traces import TraceSet
+
+    if name == "oracle":
+        raise PolicyError("policy 'oracle' needs to know the future; it exists only in simulation")
+    scenario = cfg.scenario
+    if scenario is None:
+        try:
+            bundle = _bundle_dir(cfg.bundle)
+            scenario = json.loads((bundle / "manifest.json").read_text()).get("scenario")
+        except BundleError:
+            scenario = None
+        if scenario is None:
+            raise PolicyError(
+                f"policy {name!r}: heuristics need the scenario's model/device figures; pass "
+                "--env SCENARIO (or a --bundle whose manifest names its scenario)"
+            )
+    overrides = {"deadline_ms": cfg.deadline_ms} if cfg.deadline_ms is not None else None
+    sc = load_scenario(scenario, overrides)
+    world = World(sc, TraceSet([trace]))
+    policy = make_policy(name, world, seed=cfg.seed)
+    table = list(world.action_table)
+    ob = sc.observation
+    builder = ObservationBuilder(
+        ob.history, world.k_max, world.bits_max, sc.deadline_ms, ob.max_mbps, ob.max_time_s
+    )
+    policy.reset(1)
+
+    def decide(obs: np.ndarray, info: dict[str, float]) -> tuple[int, int]:
+        return table[policy.act(obs, info)]
+
+    return PolicyChoice(decide, name, table, builder, sc.deadline_ms)
+
+
+def run_device(cfg: DeviceRunConfig, progress: bool = True) -> tuple[list[FrameRecord], dict]:
+    """Run ``cfg.frames`` frames; write the log (and its meta) atomically; return both."""
+    from slimrl.model.data import load_fashion_mnist
+    from slimrl.runtime.split_model import check_modes, device_encoder, load_split_model
+    from slimrl.traces import load_trace
+
+    trace = load_trace(cfg.trace)
+    choice = resolve_policy(cfg, trace)
+    model = load_split_model(cfg.model, cfg.threads)
+    check_modes(choice.table, model, f"policy {choice.name}")
+    data = load_fashion_mnist("test", cfg.data)
+    order = np.random.default_rng(cfg.seed).permutation(len(data))
+    host, port = parse_address(cfg.edge)
+    client = EdgeClient(
+        host, port, connect_timeout_s=cfg.connect_timeout_s, io_timeout_s=cfg.io_timeout_s
+    )
+    uplink = TraceUplink(trace, start_s=cfg.start_s)
+    loop = DeviceLoop(
+        choice.decide,
+        device_encoder(model, data.images),
+        data.labels,
+        client,
+        uplink,
+        choice.builder,
+        choice.deadline_ms,
+        base_delay_ms=cfg.base_delay_ms,
+        order=order,
+    )
+    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    part = Path(cfg.out).with_name(Path(cfg.out).name + ".part")
+    part.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(part, "w") as stream:
+            _run_with_progress(loop, cfg.frames, stream, progress)
+    finally:
+        client.close()
+    records = loop.records
+    meta = {
+        "started": started,
+        "policy": choice.name,
+        "bundle": str(choice.bundle) if choice.bundle else None,
+        "edge": cfg.edge,
+        "trace": str(Path(cfg.trace).resolve()),
+        "trace_resolution_ms": 100,
+        "start_s": cfg.start_s,
+        "deadline_ms": choice.deadline_ms,
+        "frames": cfg.frames,
+        "seed": cfg.seed,
+        "base_delay_ms": cfg.base_delay_ms,
+        "model": str(cfg.model) if cfg.model else "shipped",
+        "summary": summarize(records),
+    }
+    write_log(cfg.out, records, meta)
+    part.unlink(missing_ok=True)
+    return records, meta
+
+
+def _run_with_progress(loop: DeviceLoop, frames: int, stream, progress: bool) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    def write(rec: FrameRecord) -> None:
+        stream.write(record_to_json(rec) + "\n")
+        stream.flush()
+
+    if not progress:
+        loop.run(frames, write)
+        return
+    columns = (
+        TextColumn("device"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+    )
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task("frames", total=frames, status="")
+        on_time = 0
+
+        def step(rec: FrameRecord) -> None:
+            nonlocal on_time
+            write(rec)
+            on_time += rec.on_time
+            n = rec.frame + 1
+            status = f"on time {on_time / n:.1%}  k={rec.k} bits={rec.bits}  {rec.e2e_ms:.1f} ms"
+            if rec.error:
+                status += "  [red]edge error[/]"
+            bar.update(task, advance=1, status=status)
+
+        loop.run(frames, step)
