@@ -90,12 +90,9 @@ def load_model(path: str | os.PathLike, algo: str | None = None) -> Any:
         raise BundleError(
             f"{path}: algorithm {name} cannot be exported; supported: {', '.join(SUPPORTED_ALGOS)}"
         )
-    if name == "MaskablePPO":
-        from sb3_contrib import MaskablePPO as cls
-    else:
-        import stable_baselines3
+    from slimrl.train.hyperparams import algo_class
 
-        cls = getattr(stable_baselines3, name)
+    cls = algo_class(name)
     custom = {
         "learning_rate": 0.0,
         "lr_schedule": lambda _: 0.0,

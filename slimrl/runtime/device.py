@@ -4,7 +4,8 @@ Closed loop, as in the simulator: the next frame starts when the previous answer
 request failed). The observation comes from the env's :class:`ObservationBuilder`, fed with the
 measurements of the previous frame. A frame whose request fails (edge down, timeout, refused)
 is logged as a miss with its ``error``; the loop reconnects with exponential backoff and never
-blocks longer than its timeouts.
+blocks longer than its timeouts; after ``max_outage_s`` without an answer it gives up
+(:class:`EdgeUnavailable`).
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ class DeviceLoop:
         base_delay_ms: float = 0.0,
         order: np.ndarray | None = None,
         backoff: Backoff | None = None,
+        max_outage_s: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.decide = decide
@@ -108,6 +110,8 @@ class DeviceLoop:
         self.base_delay_s = base_delay_ms / 1e3
         self.order = np.arange(len(self.labels)) if order is None else np.asarray(order)
         self.backoff = backoff or Backoff()
+        self.max_outage_s = max_outage_s
+        self._last_ok = time.monotonic()
         self._sleep = sleep
         self.records: list[FrameRecord] = []
         self._goodput = [0.0] * builder.history
@@ -162,11 +166,16 @@ class DeviceLoop:
         except (EdgeUnavailable, EdgeRejected) as exc:
             rec.error = str(exc)
             rec.e2e_ms = (time.perf_counter() - t0) * 1e3
-            wait = self.backoff.failed() if isinstance(exc, EdgeUnavailable) else 0.0
             self._finish(rec)
-            if wait:
-                self._sleep(wait)
+            if isinstance(exc, EdgeUnavailable):
+                down = time.monotonic() - self._last_ok
+                if down > self.max_outage_s:
+                    raise EdgeUnavailable(
+                        f"no answer from the edge for {down:.0f} s (last error: {exc}); giving up"
+                    ) from exc
+                self._sleep(self.backoff.failed())
             return rec
+        self._last_ok = time.monotonic()
         self.backoff.reset()
         if self.base_delay_s:
             self._sleep(self.base_delay_s)  # the answer's way back

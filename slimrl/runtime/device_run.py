@@ -20,7 +20,7 @@ from slimrl.runtime.device import (
     summarize,
     write_log,
 )
-from slimrl.runtime.edge_client import EdgeClient, parse_address
+from slimrl.runtime.edge_client import EdgeClient, EdgeUnavailable, parse_address
 from slimrl.runtime.uplink import TraceUplink
 
 #: the shipped Fashion-MNIST reference policy bundle (written by the training room)
@@ -44,6 +44,7 @@ class DeviceRunConfig:
     base_delay_ms: float = 0.0
     connect_timeout_s: float = 2.0
     io_timeout_s: float = 10.0
+    max_outage_s: float = 60.0
     threads: int | None = 1
 
 
@@ -193,13 +194,17 @@ def run_device(cfg: DeviceRunConfig, progress: bool = True) -> tuple[list[FrameR
         choice.deadline_ms,
         base_delay_ms=cfg.base_delay_ms,
         order=order,
+        max_outage_s=cfg.max_outage_s,
     )
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     part = Path(cfg.out).with_name(Path(cfg.out).name + ".part")
     part.parent.mkdir(parents=True, exist_ok=True)
+    aborted = None
     try:
         with open(part, "w") as stream:
             _run_with_progress(loop, cfg.frames, stream, progress)
+    except EdgeUnavailable as exc:
+        aborted = exc
     finally:
         client.close()
     records = loop.records
@@ -217,9 +222,12 @@ def run_device(cfg: DeviceRunConfig, progress: bool = True) -> tuple[list[FrameR
         "base_delay_ms": cfg.base_delay_ms,
         "model": str(cfg.model) if cfg.model else "shipped",
         "summary": summarize(records),
+        "aborted": str(aborted) if aborted else None,
     }
     write_log(cfg.out, records, meta)
     part.unlink(missing_ok=True)
+    if aborted is not None:
+        raise EdgeUnavailable(f"{aborted}; the {len(records)} frames run are in {cfg.out}")
     return records, meta
 
 

@@ -1,0 +1,149 @@
+"""``slimrl device run`` / ``slimrl device compare``: the device loop against a real edge."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    r = sub.add_parser("run", help="run frames through the policy, the uplink and the edge")
+    r.add_argument(
+        "--bundle",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="exported policy bundle (default: agents/reference)",
+    )
+    r.add_argument(
+        "--policy",
+        default=None,
+        metavar="NAME",
+        help="a heuristic name (static:K,B, paper-ewma, rate-threshold, ...) or a "
+        "bundle folder, instead of --bundle",
+    )
+    r.add_argument("--edge", required=True, metavar="HOST:PORT", help="edge server address")
+    r.add_argument(
+        "--trace",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="uplink trace that paces the sender",
+    )
+    r.add_argument("--frames", type=int, default=500, metavar="N")
+    r.add_argument(
+        "--deadline-ms",
+        type=float,
+        default=None,
+        metavar="D",
+        help="deadline (default: the bundle's scenario deadline)",
+    )
+    r.add_argument("--out", type=Path, required=True, metavar="LOG", help="JSON-lines log")
+    r.add_argument(
+        "--env",
+        default=None,
+        metavar="SCENARIO",
+        help="scenario for heuristics (default: the bundle's)",
+    )
+    r.add_argument("--seed", type=int, default=0, help="order of the test images, random policy")
+    r.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="model checkpoint (default: the shipped weights)",
+    )
+    r.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="Fashion-MNIST folder (default: $SLIMRL_FMNIST_DIR or the shipped copy)",
+    )
+    r.add_argument("--start-s", type=float, default=0.0, help="where in the trace to start (s)")
+    r.add_argument(
+        "--base-delay-ms",
+        type=float,
+        default=0.0,
+        help="one-way propagation delay to emulate on each way",
+    )
+    r.add_argument("--timeout-s", type=float, default=10.0, help="send / receive timeout")
+    r.add_argument("--connect-timeout-s", type=float, default=2.0)
+    r.add_argument(
+        "--max-outage-s",
+        type=float,
+        default=60.0,
+        help="give up after this long without an answer from the edge",
+    )
+    r.add_argument("--threads", type=int, default=1, help="torch threads of the encoder")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    c = sub.add_parser("compare", help="replay a device log's frames in the simulator")
+    c.add_argument("log", type=Path, metavar="LOG")
+    c.add_argument("--env", required=True, metavar="SCENARIO")
+    c.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="scenario override (repeatable, dotted keys)",
+    )
+    c.add_argument(
+        "--trace",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="trace of the run (default: the one named in LOG.meta.json)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "compare":
+        return _compare(args)
+    from rich.console import Console
+
+    from slimrl.runtime.device_run import DeviceRunConfig, run_device
+
+    cfg = DeviceRunConfig(
+        edge=args.edge,
+        trace=args.trace,
+        frames=args.frames,
+        out=args.out,
+        deadline_ms=args.deadline_ms,
+        bundle=args.bundle,
+        policy=args.policy,
+        scenario=args.env,
+        seed=args.seed,
+        model=args.model,
+        data=args.data,
+        start_s=args.start_s,
+        base_delay_ms=args.base_delay_ms,
+        connect_timeout_s=args.connect_timeout_s,
+        io_timeout_s=args.timeout_s,
+        max_outage_s=args.max_outage_s,
+        threads=args.threads,
+    )
+    _, meta = run_device(cfg, progress=not args.quiet)
+    s = meta["summary"]
+    Console(stderr=True).print(
+        f"{s['frames']} frames: on time {s['on_time_rate']:.1%}, correct {s['accuracy']:.1%}, "
+        f"correct and on time {s['useful_rate']:.1%}, e2e p50 {s['e2e_p50_ms']:.1f} ms "
+        f"p95 {s['e2e_p95_ms']:.1f} ms, {s['errors']} failed; decision "
+        f"{s['decide_us_p50']:.1f} us (p50); log: {args.out}"
+    )
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from slimrl.env.scenario import load_scenario, parse_set_args
+    from slimrl.runtime.compare import compare_log, plot, print_table, write_csv
+
+    scenario = load_scenario(args.env, parse_set_args(args.set) or None)
+    rows, summary, meta = compare_log(args.log, scenario, args.trace)
+    stem = args.log.with_suffix("")
+    write_csv(f"{stem}.compare.csv", rows)
+    plot(f"{stem}.compare.png", rows, meta.get("deadline_ms"))
+    print_table(summary, f"{args.log.name}: measured vs simulated ({scenario.name})")
+    print(f"wrote {stem}.compare.csv and {stem}.compare.png")
+    return 0
