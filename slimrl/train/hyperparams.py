@@ -1,0 +1,389 @@
+"""Hyperparameters in the RL Baselines3 Zoo format: read, validate, turn into model arguments.
+
+A file (``agents/<algo>.yml``) maps an env id to its hyperparameters::
+
+    SlimSplit-v0:
+      n_timesteps: !!float 3e5
+      policy: MlpPolicy
+      n_envs: 8
+      normalize: true                 # or "dict(norm_obs=True, norm_reward=False)"
+      learning_rate: lin_3e-4         # linear schedule from 3e-4 to 0
+      policy_kwargs: "dict(net_arch=[64, 64], activation_fn=nn.Tanh)"
+      env_kwargs: {action_space: flat}
+
+Python-valued strings (``policy_kwargs``, ``normalize``) are read with a small safe evaluator
+(``dict(...)``, literals and ``nn.<Class>``), never with ``eval``.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import copy
+import importlib
+import inspect
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from slimrl.errors import SlimrlError
+from slimrl.paths import AGENTS_DIR
+
+ENV_ID = "SlimSplit-v0"
+
+#: slimrl algorithm name -> (module, class)
+ALGOS: dict[str, tuple[str, str]] = {
+    "ppo": ("stable_baselines3", "PPO"),
+    "a2c": ("stable_baselines3", "A2C"),
+    "dqn": ("stable_baselines3", "DQN"),
+    "maskable_ppo": ("sb3_contrib", "MaskablePPO"),
+}
+#: other spellings (the Zoo calls MaskablePPO ``ppo_mask``)
+ALIASES = {"ppo_mask": "maskable_ppo", "maskableppo": "maskable_ppo"}
+
+#: Zoo keys that are not constructor arguments of the algorithm
+ZOO_KEYS = {"n_timesteps", "n_envs", "normalize", "env_kwargs", "monitor_kwargs"}
+#: Zoo keys slimrl does not support (they wrap single envs; slimrl trains on a native vector env)
+UNSUPPORTED = {"frame_stack", "env_wrapper", "vec_env_wrapper", "callback", "noise_type"}
+#: constructor arguments slimrl sets itself
+RESERVED = {"env", "seed", "verbose", "device", "tensorboard_log", "_init_setup_model"}
+SCHEDULE_KEYS = ("learning_rate", "clip_range", "clip_range_vf")
+ENV_KWARGS = {"scenario", "trace_dir", "overrides", "action_space"}
+
+
+class HyperparamsError(SlimrlError):
+    """A hyperparameter file or value that cannot be used."""
+
+
+@dataclass
+class Hyperparams:
+    """Validated hyperparameters of one run.
+
+    ``raw`` is the mapping as written (what ``config.yml`` stores); ``model_kwargs`` go to the
+    algorithm's constructor (``policy`` included).
+    """
+
+    algo: str
+    raw: dict[str, Any]
+    n_timesteps: int
+    n_envs: int
+    normalize: dict[str, Any] | None
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    source: str = "hyperparameters"
+
+
+def canonical_algo(name: str) -> str:
+    """``"PPO"``, ``"ppo_mask"`` ... -> a key of :data:`ALGOS`."""
+    key = str(name).strip().lower().replace("-", "_")
+    key = ALIASES.get(key, key)
+    if key not in ALGOS:
+        raise HyperparamsError(f"unknown algorithm {name!r} (known: {', '.join(ALGOS)})")
+    return key
+
+
+def algo_class(algo: str) -> type:
+    """The SB3 / sb3-contrib class of ``algo``."""
+    module, name = ALGOS[canonical_algo(algo)]
+    return getattr(importlib.import_module(module), name)
+
+
+def default_conf_file(algo: str) -> Path:
+    """``agents/<algo>.yml``."""
+    return AGENTS_DIR / f"{canonical_algo(algo)}.yml"
+
+
+def read_hyperparams(
+    algo: str, conf_file: str | os.PathLike | None = None, env_id: str = ENV_ID
+) -> tuple[dict[str, Any], str]:
+    """The raw hyperparameters of ``env_id`` in ``conf_file`` (default ``agents/<algo>.yml``).
+
+    Returns the mapping and a label naming the file for error messages.
+    """
+    path = Path(conf_file) if conf_file is not None else default_conf_file(algo)
+    where = _display(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise HyperparamsError(f"{where}: no such hyperparameter file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HyperparamsError(f"{where}: cannot read ({exc})") from None
+    except yaml.YAMLError as exc:
+        raise HyperparamsError(f"{where}: not valid YAML ({exc})".replace("\n", " ")) from None
+    if not isinstance(data, dict) or not data:
+        raise HyperparamsError(f"{where}: expected a mapping of env id -> hyperparameters")
+    if env_id not in data:
+        have = ", ".join(map(str, data)) or "none"
+        raise HyperparamsError(f"{where}: no hyperparameters for {env_id} (keys: {have})")
+    hp = data[env_id]
+    if not isinstance(hp, dict):
+        raise HyperparamsError(f"{where}: {env_id}: expected a mapping, got {hp!r}")
+    return copy.deepcopy(hp), f"{where}: {env_id}"
+
+
+def load_hyperparams(
+    algo: str,
+    conf_file: str | os.PathLike | None = None,
+    updates: dict[str, Any] | None = None,
+) -> Hyperparams:
+    """Read and validate the hyperparameters of ``algo`` (``updates`` override file values)."""
+    raw, where = read_hyperparams(algo, conf_file)
+    raw.update(updates or {})
+    return preprocess(raw, algo, where)
+
+
+def preprocess(raw: dict[str, Any], algo: str, where: str = "hyperparameters") -> Hyperparams:
+    """Validate ``raw`` for ``algo`` and build the constructor arguments (Zoo semantics)."""
+    algo = canonical_algo(algo)
+    cls = algo_class(algo)
+    hp = copy.deepcopy(dict(raw))
+    params = _constructor_params(cls)
+
+    for key in hp:
+        if key in UNSUPPORTED or key == "noise_std":
+            raise HyperparamsError(
+                f"{where}: {key}: not supported by slimrl train (it trains on the native "
+                "vector env; there are no per-env wrappers)"
+            )
+        if key in RESERVED:
+            raise HyperparamsError(f"{where}: {key}: set by slimrl train, remove it from the file")
+        if key not in ZOO_KEYS and key not in params:
+            known = ", ".join(sorted(set(params) - RESERVED | ZOO_KEYS))
+            raise HyperparamsError(
+                f"{where}: {key}: unknown hyperparameter for {cls.__name__} (known: {known})"
+            )
+
+    if "n_timesteps" not in hp:
+        raise HyperparamsError(f"{where}: n_timesteps: missing (required)")
+    n_timesteps = _positive_int(hp.pop("n_timesteps"), f"{where}: n_timesteps")
+    n_envs = _positive_int(hp.pop("n_envs", 1), f"{where}: n_envs")
+    hp.pop("monitor_kwargs", None)
+
+    normalize = _normalize(hp.pop("normalize", False), f"{where}: normalize")
+    if normalize is not None and "gamma" in hp:
+        normalize.setdefault("gamma", hp["gamma"])
+
+    env_kwargs = hp.pop("env_kwargs", None) or {}
+    if isinstance(env_kwargs, str):
+        env_kwargs = parse_python_kwargs(env_kwargs, f"{where}: env_kwargs")
+    if not isinstance(env_kwargs, dict):
+        raise HyperparamsError(f"{where}: env_kwargs: expected a mapping, got {env_kwargs!r}")
+    for key in env_kwargs:
+        if key not in ENV_KWARGS:
+            raise HyperparamsError(
+                f"{where}: env_kwargs.{key}: unknown SlimSplit-v0 argument "
+                f"(known: {', '.join(sorted(ENV_KWARGS))})"
+            )
+    space = env_kwargs.get("action_space", "multidiscrete")
+    if space not in ("multidiscrete", "flat"):
+        raise HyperparamsError(
+            f"{where}: env_kwargs.action_space: expected multidiscrete or flat, got {space!r}"
+        )
+    if algo == "dqn" and space != "flat":
+        raise HyperparamsError(
+            f"{where}: DQN needs a Discrete action space: add env_kwargs: {{action_space: flat}}"
+        )
+
+    if "policy" not in hp:
+        raise HyperparamsError(f"{where}: policy: missing (e.g. MlpPolicy)")
+    if not isinstance(hp["policy"], str):
+        raise HyperparamsError(f"{where}: policy: expected a policy name, got {hp['policy']!r}")
+    if isinstance(hp.get("policy_kwargs"), str):
+        hp["policy_kwargs"] = parse_python_kwargs(hp["policy_kwargs"], f"{where}: policy_kwargs")
+    if "policy_kwargs" in hp and not isinstance(hp["policy_kwargs"], dict):
+        raise HyperparamsError(f"{where}: policy_kwargs: expected a mapping or a dict(...) string")
+    if isinstance(hp.get("train_freq"), list):
+        hp["train_freq"] = tuple(hp["train_freq"])
+    for key in SCHEDULE_KEYS:
+        if key in hp:
+            hp[key] = _schedule(hp[key], f"{where}: {key}")
+    for key, value in list(hp.items()):
+        hp[key] = _coerce(key, value, params.get(key), where)
+
+    return Hyperparams(
+        algo=algo,
+        raw=dict(raw),
+        n_timesteps=n_timesteps,
+        n_envs=n_envs,
+        normalize=normalize,
+        env_kwargs=env_kwargs,
+        model_kwargs=hp,
+        source=where,
+    )
+
+
+def parse_python_kwargs(text: str, where: str = "value") -> Any:
+    """Safely evaluate a Zoo Python-valued string: literals, ``dict(...)``, ``nn.ReLU`` etc."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError as exc:
+        raise HyperparamsError(f"{where}: cannot parse {text!r} ({exc.msg})") from None
+    return _eval_node(tree, where, text)
+
+
+def linear_schedule(initial_value: float):
+    """The Zoo's ``lin_<x>``: ``x * progress_remaining`` (from ``x`` down to 0)."""
+    from stable_baselines3.common.utils import LinearSchedule
+
+    return LinearSchedule(float(initial_value), 0.0, 1.0)
+
+
+def dump_zoo_yaml(hyperparams: dict[str, Any], env_id: str = ENV_ID) -> str:
+    """A Zoo hyperparameter file text for ``{env_id: hyperparams}`` (keys sorted)."""
+    body = {k: _plain(hyperparams[k]) for k in sorted(hyperparams)}
+    return yaml.safe_dump({env_id: body}, sort_keys=False, default_flow_style=False)
+
+
+# -- internals ------------------------------------------------------------------------------------
+
+
+def _constructor_params(cls: type) -> dict[str, Any]:
+    sig = inspect.signature(cls.__init__)
+    return {
+        name: p.default
+        for name, p in sig.parameters.items()
+        if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    }
+
+
+def _positive_int(value: Any, where: str) -> int:
+    try:
+        f = float(value) if isinstance(value, str) else value
+        if isinstance(f, bool) or not isinstance(f, int | float) or f < 1 or f != int(f):
+            raise ValueError
+        return int(f)
+    except (TypeError, ValueError):
+        raise HyperparamsError(f"{where}: expected a positive integer, got {value!r}") from None
+
+
+def _normalize(value: Any, where: str) -> dict[str, Any] | None:
+    if isinstance(value, str):
+        value = parse_python_kwargs(value, where)
+    if value is False or value is None:
+        return None
+    if value is True:
+        return {}
+    if isinstance(value, dict):
+        allowed = {"norm_obs", "norm_reward", "clip_obs", "clip_reward", "gamma", "epsilon"}
+        for key in value:
+            if key not in allowed:
+                raise HyperparamsError(
+                    f"{where}: {key}: unknown VecNormalize argument "
+                    f"(known: {', '.join(sorted(allowed))})"
+                )
+        return dict(value)
+    raise HyperparamsError(f"{where}: expected true, false or dict(...), got {value!r}")
+
+
+def _schedule(value: Any, where: str) -> Any:
+    if isinstance(value, str):
+        kind, sep, initial = value.partition("_")
+        try:
+            if kind != "lin" or not sep:
+                raise ValueError
+            x = float(initial)
+        except ValueError:
+            raise HyperparamsError(
+                f"{where}: expected a number or lin_<initial value>, got {value!r}"
+            ) from None
+        return linear_schedule(x)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise HyperparamsError(f"{where}: expected a number or lin_<initial value>, got {value!r}")
+    return float(value)
+
+
+def _coerce(key: str, value: Any, default: Any, where: str) -> Any:
+    """Numbers where the constructor's default is a number, bools where it is a bool.
+
+    A number YAML read as a string (``1e-5``: PyYAML wants ``1.0e-5``) is turned into a float.
+    """
+    if (
+        key in SCHEDULE_KEYS
+        or key == "train_freq"
+        or default is None
+        or default is inspect.Parameter.empty
+    ):
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise HyperparamsError(f"{where}: {key}: expected true or false, got {value!r}")
+        return value
+    if isinstance(default, int | float):
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                value = float(value)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise HyperparamsError(f"{where}: {key}: expected a number, got {value!r}")
+        if isinstance(default, int):
+            if not float(value).is_integer():
+                raise HyperparamsError(f"{where}: {key}: expected an integer, got {value!r}")
+            return int(value)
+    return value
+
+
+_MODULES = {"nn": "torch.nn", "th": "torch", "torch": "torch"}
+
+
+def _eval_node(node: ast.AST, where: str, text: str) -> Any:
+    def bad(what: str) -> HyperparamsError:
+        return HyperparamsError(f"{where}: {what} not allowed in {text!r}")
+
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        v = _eval_node(node.operand, where, text)
+        if not isinstance(v, int | float):
+            raise bad("a sign on a non-number")
+        return -v if isinstance(node.op, ast.USub) else v
+    if isinstance(node, ast.List | ast.Tuple):
+        items = [_eval_node(e, where, text) for e in node.elts]
+        return items if isinstance(node, ast.List) else tuple(items)
+    if isinstance(node, ast.Dict):
+        return {
+            _eval_node(k, where, text): _eval_node(v, where, text)
+            for k, v in zip(node.keys, node.values, strict=True)
+        }
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict":
+        if node.args:
+            raise bad("positional arguments to dict()")
+        return {kw.arg: _eval_node(kw.value, where, text) for kw in node.keywords}
+    if isinstance(node, ast.Attribute):
+        parts = []
+        cur: ast.AST = node
+        while isinstance(cur, ast.Attribute):
+            parts.append(cur.attr)
+            cur = cur.value
+        if not isinstance(cur, ast.Name) or cur.id not in _MODULES:
+            raise bad(f"the name {ast.unparse(node)!r}")
+        obj: Any = importlib.import_module(_MODULES[cur.id])
+        for part in reversed(parts):
+            if part.startswith("_") or not hasattr(obj, part):
+                raise HyperparamsError(f"{where}: {ast.unparse(node)} does not exist")
+            obj = getattr(obj, part)
+        if not inspect.isclass(obj):
+            raise bad(f"{ast.unparse(node)!r} (only classes such as nn.ReLU)")
+        return obj
+    raise bad(f"the expression {ast.unparse(node)!r}")
+
+
+def _plain(value: Any) -> Any:
+    """YAML-safe form of a hyperparameter value (classes as ``nn.Name``)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if inspect.isclass(value):
+        return f"nn.{value.__name__}"
+    if hasattr(value, "item") and callable(value.item):
+        return value.item()
+    return value
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,196 @@
+"""An SB3 ``VecEnv`` over a Gymnasium ``VectorEnv`` (``SlimSplitVectorEnv``), and the env factory.
+
+Gymnasium vector envs return infos as one dict of arrays (with ``_key`` validity masks) and, in
+``SAME_STEP`` autoreset mode, the last observation and info of an episode that just ended in
+``infos["final_obs"]`` / ``infos["final_info"]``. SB3 wants a list of per-env dicts, the last
+observation under ``terminal_observation`` and ``TimeLimit.truncated`` on truncation:
+:class:`GymVectorToSB3` converts one into the other without copying the env's dynamics.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
+
+#: keys of a Gymnasium vector info that are bookkeeping, not per-env values
+_FINAL_KEYS = ("final_obs", "final_info", "_final_obs", "_final_info")
+
+
+class GymVectorToSB3(VecEnv):
+    """Expose a Gymnasium ``VectorEnv`` (``SAME_STEP`` autoreset) as an SB3 ``VecEnv``.
+
+    * ``step_wait`` returns ``dones = terminated | truncated`` and one info dict per env; for an
+      env whose episode ended in this step the dict is the episode's last info (from
+      ``final_info``) plus ``terminal_observation`` and ``TimeLimit.truncated``.
+    * ``seed(s)`` takes effect at the next ``reset()``: sub-env ``i`` gets ``s + i``.
+    * ``env_method`` / ``get_attr`` / ``has_attr`` reach the vector env: a method that returns
+      one row per sub-env (``action_masks``) is split per env, other values are repeated.
+    """
+
+    def __init__(self, venv: gym.vector.VectorEnv) -> None:
+        mode = venv.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+        if mode != AutoresetMode.SAME_STEP:
+            raise ValueError(f"GymVectorToSB3 needs a SAME_STEP autoreset vector env, got {mode}")
+        self.venv = venv
+        self._actions: np.ndarray | None = None
+        super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
+
+    # -- VecEnv API ------------------------------------------------------------------------------
+    def reset(self) -> np.ndarray:
+        seeds = self._seeds
+        seed: Sequence[int | None] | None = None if all(s is None for s in seeds) else seeds
+        options = None
+        if any(self._options):
+            keys = sorted({k for opts in self._options for k in opts})
+            options = {k: [opts.get(k) for opts in self._options] for k in keys}
+        obs, infos = self.venv.reset(seed=seed, options=options)
+        self.reset_infos = self._split(infos)
+        self._reset_seeds()
+        self._reset_options()
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+
+    def step_wait(self) -> VecEnvStepReturn:
+        obs, rewards, terminated, truncated, infos = self.venv.step(self._actions)
+        dones = np.logical_or(terminated, truncated)
+        out = self._split(infos)
+        if dones.any():
+            final_obs = infos.get("final_obs")
+            final_info = infos.get("final_info") or {}
+            last = self._split(final_info)
+            for i in np.flatnonzero(dones).tolist():
+                self.reset_infos[i] = out[i]
+                info = last[i]
+                info["terminal_observation"] = final_obs[i] if final_obs is not None else obs[i]
+                info["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+                out[i] = info
+        return obs, np.asarray(rewards, dtype=np.float32), dones, out
+
+    def close(self) -> None:
+        self.venv.close()
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        value = getattr(self.venv, attr_name)  # AttributeError when absent, as SB3 expects
+        return [value for _ in self._indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        setattr(self.venv, attr_name, value)
+
+    def env_method(
+        self, method_name: str, *method_args, indices: VecEnvIndices = None, **method_kwargs
+    ) -> list[Any]:
+        result = getattr(self.venv, method_name)(*method_args, **method_kwargs)
+        idx = self._indices(indices)
+        if isinstance(result, np.ndarray) and result.ndim >= 1 and len(result) == self.num_envs:
+            return [result[i] for i in idx]
+        return [result for _ in idx]
+
+    def env_is_wrapped(
+        self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None
+    ) -> list[bool]:
+        return [False for _ in self._indices(indices)]
+
+    # -- extras ----------------------------------------------------------------------------------
+    def action_masks(self) -> np.ndarray:
+        """Allowed actions per env (MaskablePPO format), shape (N, mask size)."""
+        return np.asarray(self.venv.action_masks())
+
+    @property
+    def unwrapped(self) -> gym.vector.VectorEnv:
+        return self.venv
+
+    def _indices(self, indices: VecEnvIndices) -> list[int]:
+        if indices is None:
+            return list(range(self.num_envs))
+        if isinstance(indices, int | np.integer):
+            return [int(indices)]
+        return [int(i) for i in indices]
+
+    def _split(self, infos: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """A Gymnasium dict of arrays (``_key`` masks) -> one dict per env of its valid entries."""
+        n = self.num_envs
+        out: list[dict[str, Any]] = [{} for _ in range(n)]
+        for key, value in infos.items():
+            if key.startswith("_") or key in _FINAL_KEYS:
+                continue
+            mask = infos.get(f"_{key}")
+            if isinstance(value, dict):
+                parts = self._split(value)
+                rows = range(n) if mask is None else np.flatnonzero(mask).tolist()
+                for i in rows:
+                    out[i][key] = parts[i]
+                continue
+            arr = np.asarray(value)
+            if arr.ndim == 0 or len(arr) != n:
+                for i in range(n):
+                    out[i][key] = value
+                continue
+            vals = arr.tolist() if arr.ndim == 1 else list(arr)
+            if mask is None or mask is True or np.all(mask):
+                for i in range(n):
+                    out[i][key] = vals[i]
+            else:
+                for i in np.flatnonzero(mask).tolist():
+                    out[i][key] = vals[i]
+        return out
+
+
+def make_vec_env(
+    scenario: Any,
+    split: str | None = "train",
+    n_envs: int = 8,
+    seed: int | None = 0,
+    env_kwargs: Mapping[str, Any] | None = None,
+    monitor_file: str | os.PathLike | None = None,
+) -> VecEnv:
+    """``n_envs`` SlimSplit envs on one split: the native vector env, adapted and monitored.
+
+    ``env_kwargs`` are ``SlimSplit-v0`` arguments (``overrides``, ``action_space``, ``trace_dir``);
+    ``scenario`` is a name, a path or a loaded :class:`~slimrl.env.scenario.Scenario`.
+    """
+    from slimrl.env.vector import SlimSplitVectorEnv
+
+    kwargs = dict(env_kwargs or {})
+    kwargs.pop("scenario", None)
+    kwargs.pop("split", None)
+    venv = SlimSplitVectorEnv(num_envs=n_envs, scenario=scenario, split=split, **kwargs)
+    env: VecEnv = GymVectorToSB3(venv)
+    if seed is not None:
+        env.seed(seed)
+    return VecMonitor(env, filename=None if monitor_file is None else str(monitor_file))
+
+
+def wrap_normalize(
+    env: VecEnv,
+    normalize: Mapping[str, Any] | None,
+    eval_env: bool = False,
+    stats_path: str | os.PathLike | None = None,
+) -> VecEnv:
+    """Wrap in ``VecNormalize`` (``normalize``: its kwargs, None for none), as the Zoo does.
+
+    ``stats_path`` loads saved statistics; an evaluation env neither updates them nor scales
+    rewards.
+    """
+    if stats_path is not None and os.path.isfile(stats_path):
+        env = VecNormalize.load(str(stats_path), env)
+    elif normalize is not None:
+        kwargs = dict(normalize)
+        if eval_env:
+            kwargs["training"] = False
+            kwargs["norm_reward"] = False
+        env = VecNormalize(env, **kwargs)
+    else:
+        return env
+    if eval_env:
+        env.training = False
+        env.norm_reward = False
+    return env
