@@ -13,7 +13,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="checkpoint (.pt) or pretrain output folder (default: the shipped weights)",
     )
     parser.add_argument(
-        "--data", metavar="DIR", default=None, help="Fashion-MNIST IDX folder (default: as pretrain)"
+        "--data",
+        metavar="DIR",
+        default=None,
+        help="Fashion-MNIST IDX folder (default: as pretrain)",
     )
     parser.add_argument(
         "--out",
@@ -42,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
     images, labels = test.images, test.labels
     if args.limit is not None:
         images, labels = images[: args.limit], labels[: args.limit]
-    result = measure_profile(model, images, labels, repeats=args.repeats, progress=not args.no_progress)
+    result = measure_profile(
+        model, images, labels, repeats=args.repeats, progress=not args.no_progress
+    )
     csv_path, npz = write_profile(result, args.out)
     console = Console()
     console.print(result.table.to_string(index=False))

@@ -31,7 +31,18 @@ _LAZY = {
     "Teacher": "slimrl.model.network",
 }
 
-__all__ = ["Payload", "parse_payload", "payload_size", *_LAZY]
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "ModelConfig",
+    "Payload",
+    "SlimmableSplitModel",
+    "Teacher",
+    "load_model",
+    "load_pretrained",
+    "parse_payload",
+    "payload_size",
+    "save_model",
+]
 
 
 def __getattr__(name: str) -> Any:

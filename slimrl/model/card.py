@@ -150,8 +150,8 @@ def render_model_card(model: SlimmableSplitModel, meta: dict | None = None) -> s
         f"- Command: `{meta.get('command') or 'slimrl pretrain'}`",
         f"- Seed: {recipe.get('seed')}; threads: {recipe.get('threads')}; torch "
         f"{meta.get('torch', '?')} on {meta.get('platform', '?')}",
-        f"- Wall time: {meta.get('wall_s', '?')} s in all (teacher {meta.get('teacher_wall_s', '?')}"
-        " s)",
+        f"- Wall time: {meta.get('wall_s', '?')} s in all "
+        f"(teacher {meta.get('teacher_wall_s', '?')} s)",
         f"- Training images: {meta.get('train_samples', '?')}; augmentation: "
         + (
             f"random horizontal flip, random shift up to {recipe.get('shift_pixels', 0)} px"
@@ -170,7 +170,8 @@ def render_model_card(model: SlimmableSplitModel, meta: dict | None = None) -> s
         f"{recipe.get('kd_weight')} x T^2 KL(student || teacher logits), "
         f"T = {recipe.get('kd_temperature')}.",
         "",
-        "Data: Fashion-MNIST (Xiao et al. 2017, MIT licence), SHA-256 of the decompressed IDX files:",
+        "Data: Fashion-MNIST (Xiao et al. 2017, MIT licence), SHA-256 of the decompressed IDX "
+        "files:",
         "",
         "```",
     ]

@@ -19,7 +19,9 @@ WEIGHTS_NAME = "fmnist-slimmable.pt"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / WEIGHTS_NAME
 
 
-def save_model(model: SlimmableSplitModel, path: str | os.PathLike, meta: dict | None = None) -> Path:
+def save_model(
+    model: SlimmableSplitModel, path: str | os.PathLike, meta: dict | None = None
+) -> Path:
     """Write ``model`` (weights, config, ``meta``) to ``path`` atomically."""
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     blob = {

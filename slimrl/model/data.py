@@ -1,4 +1,4 @@
-"""Fashion-MNIST reader for the original IDX files (gzip-compressed or raw), no torchvision needed."""
+"""Fashion-MNIST reader for the original IDX files (gzip-compressed or raw); no torchvision."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ _WHERE = (
 
 @dataclass(frozen=True)
 class FashionMNIST:
-    """One split: ``images`` (N, 28, 28) uint8, ``labels`` (N,) uint8, ``sha256`` of the raw files."""
+    """One split: ``images`` (N, 28, 28) uint8, ``labels`` (N,) uint8, raw-file ``sha256``."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -100,7 +100,9 @@ def _read_bytes(path: Path) -> bytes:
     return raw
 
 
-def read_idx(path: str | os.PathLike, magic: int, dims: tuple[int, ...] | None = None) -> np.ndarray:
+def read_idx(
+    path: str | os.PathLike, magic: int, dims: tuple[int, ...] | None = None
+) -> np.ndarray:
     """Read one IDX file (``.gz`` or raw) into a uint8 array, checking magic, dims and size.
 
     ``dims`` gives the expected shape; ``None`` entries are not checked.
@@ -134,7 +136,9 @@ def read_idx(path: str | os.PathLike, magic: int, dims: tuple[int, ...] | None =
     return np.frombuffer(data, dtype=np.uint8, offset=head).reshape(shape).copy()
 
 
-def load_fashion_mnist(split: str = "train", data_dir: str | os.PathLike | None = None) -> FashionMNIST:
+def load_fashion_mnist(
+    split: str = "train", data_dir: str | os.PathLike | None = None
+) -> FashionMNIST:
     """Load ``"train"`` (60,000) or ``"test"`` (10,000) images and labels from ``data_dir``."""
     if split not in SPLITS:
         raise DataError(f"unknown Fashion-MNIST split {split!r}; expected one of {list(SPLITS)}")
@@ -153,9 +157,7 @@ def load_fashion_mnist(split: str = "train", data_dir: str | os.PathLike | None 
             f"{_WHERE}"
         )
     sha = {
-        p.name.removesuffix(".gz"): hashlib.sha256(
-            _raw_for_hash(p, arr, magic)
-        ).hexdigest()
+        p.name.removesuffix(".gz"): hashlib.sha256(_raw_for_hash(p, arr, magic)).hexdigest()
         for p, arr, magic in ((img_path, images, IMAGE_MAGIC), (lab_path, labels, LABEL_MAGIC))
     }
     return FashionMNIST(images, labels, split, (img_path, lab_path), sha)

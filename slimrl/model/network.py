@@ -80,7 +80,11 @@ def build_tail(cfg: ModelConfig) -> nn.Sequential:
         else:
             layers += _conv_bn_relu(ch, int(spec))
             ch = int(spec)
-    layers += [nn.Flatten(), nn.Dropout(cfg.tail_dropout), nn.Linear(ch * side * side, cfg.num_classes)]
+    layers += [
+        nn.Flatten(),
+        nn.Dropout(cfg.tail_dropout),
+        nn.Linear(ch * side * side, cfg.num_classes),
+    ]
     return nn.Sequential(*layers)
 
 
@@ -132,7 +136,7 @@ class Decoder(nn.Module):
 
 
 def quantize(z: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-sample uniform quantisation of ``z`` (N, ...): integers (as float), scale, offset (N,)."""
+    """Per-sample uniform quantisation of ``z`` (N, ...): integers (float), scale, offset (N,)."""
     flat = z.detach().flatten(1)
     lo = flat.amin(dim=1)
     hi = flat.amax(dim=1)
@@ -165,7 +169,9 @@ class SlimmableSplitModel(nn.Module):
         super().__init__()
         self.config = cfg or ModelConfig()
         self.head = build_head(self.config)
-        self.encoders = nn.ModuleList(SubEncoder(self.config) for _ in range(self.config.num_encoders))
+        self.encoders = nn.ModuleList(
+            SubEncoder(self.config) for _ in range(self.config.num_encoders)
+        )
         self.decoder = Decoder(self.config)
         self.tail = build_tail(self.config)
         # The mode lives in a plain dict: set_mode is two dict stores, no nn.Module bookkeeping.

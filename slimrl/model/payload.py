@@ -51,7 +51,7 @@ class Payload:
 
 
 def payload_size(k: int, bits: int, shape: tuple[int, int, int] = (6, 7, 7)) -> int:
-    """Bytes of one payload in mode ``(k, bits)``: header + packed data + CRC (``k`` does not matter)."""
+    """Bytes of one payload in mode ``(k, bits)``: header + packed data + CRC (any ``k``)."""
     if not 1 <= bits <= 8:
         raise ModelError(f"bits must be in 1..8, got {bits}")
     return OVERHEAD_BYTES + math.ceil(math.prod(shape) * bits / 8)

@@ -2,9 +2,9 @@
 
 Student step (after Assine et al. 2023 and the slimmable-network "sandwich rule"): with the head and
 tail frozen copies of the teacher, each batch trains the largest k, the smallest k and one random
-middle k, each with a random bit width (quantisation-aware, straight-through estimator). The loss is
-the decoder's feature error against the teacher's head output plus the KL divergence to the teacher's
-logits.
+middle k, each with a random bit width (quantisation-aware, straight-through estimator). The loss
+is the decoder's feature error against the teacher's head output plus the KL divergence to the
+teacher's logits.
 """
 
 from __future__ import annotations
@@ -117,8 +117,12 @@ def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor
 
 
 @torch.no_grad()
-def accuracy_of(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-                batch_size: int = 1000) -> float:
+def accuracy_of(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int = 1000,
+) -> float:
     correct = 0
     for i in range(0, len(y), batch_size):
         correct += int((fn(x[i : i + batch_size]).argmax(1) == y[i : i + batch_size]).sum())
@@ -165,7 +169,9 @@ def train_teacher(
         weight_decay=recipe.teacher_weight_decay,
     )
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=recipe.teacher_lr, total_steps=max(1, recipe.teacher_epochs * steps_per_epoch),
+        opt,
+        max_lr=recipe.teacher_lr,
+        total_steps=max(1, recipe.teacher_epochs * steps_per_epoch),
         pct_start=0.25,
     )
     step = 0
@@ -215,8 +221,10 @@ def _sandwich_widths(ks: tuple[int, ...]) -> list[int]:
 def _kd_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
     t = temperature
     return F.kl_div(
-        F.log_softmax(student / t, dim=1), F.log_softmax(teacher / t, dim=1),
-        reduction="batchmean", log_target=True,
+        F.log_softmax(student / t, dim=1),
+        F.log_softmax(teacher / t, dim=1),
+        reduction="batchmean",
+        log_target=True,
     ) * (t * t)
 
 
@@ -239,7 +247,9 @@ def train_student(
     steps_per_epoch = len(y) // recipe.batch_size
     opt = torch.optim.AdamW(params, lr=recipe.student_lr, weight_decay=recipe.student_weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=recipe.student_lr, total_steps=max(1, recipe.student_epochs * steps_per_epoch),
+        opt,
+        max_lr=recipe.student_lr,
+        total_steps=max(1, recipe.student_epochs * steps_per_epoch),
         pct_start=0.15,
     )
     step = 0
@@ -298,7 +308,9 @@ def train_student(
     return model.to(memory_format=torch.contiguous_format).eval()
 
 
-def _subset(data: FashionMNIST, n: int | None, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def _subset(
+    data: FashionMNIST, n: int | None, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     x, y = _normalise(data.images), torch.from_numpy(data.labels.astype(np.int64))
     if n is not None and n < len(y):
         idx = torch.randperm(len(y), generator=gen)[:n]

@@ -140,14 +140,13 @@ def write_profile(result: ModelProfileResult, csv_path: str | os.PathLike) -> tu
     """Write the CSV and its ``.samples.npz`` sidecar atomically."""
     csv_path = Path(csv_path)
     npz = samples_path(csv_path)
-    with atomic_path(npz) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(
-                fh,
-                k=result.table["k"].to_numpy(np.int64),
-                bits=result.table["bits"].to_numpy(np.int64),
-                correct=result.correct.astype(np.uint8),
-            )
+    with atomic_path(npz) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(
+            fh,
+            k=result.table["k"].to_numpy(np.int64),
+            bits=result.table["bits"].to_numpy(np.int64),
+            correct=result.correct.astype(np.uint8),
+        )
     with atomic_path(csv_path) as tmp:
         result.table.to_csv(tmp, index=False)
     return csv_path, npz
