@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from slimrl.cli import main
+from slimrl.env.slimsplit import FRAME_INFO_KEYS
 from slimrl.evaluate import plan_episodes, print_summary, run_evaluation
 from slimrl.evaluate.metrics import SUMMARY_COLUMNS
 from slimrl.policies.registry import HEURISTICS
@@ -140,22 +141,7 @@ def test_outputs_and_same_frames(tmp_path):
         "step",
         "action",
         "reward",
-        "accuracy",
-        "on_time",
-        "e2e_ms",
-        "compute_ms",
-        "transfer_ms",
-        "edge_ms",
-        "edge_queue_ms",
-        "bytes",
-        "energy_j",
-        "bandwidth_mbps",
-        "k",
-        "bits",
-        "reward_accuracy",
-        "reward_miss",
-        "reward_energy",
-        "t_s",
+        *FRAME_INFO_KEYS,
     ]:
         assert col in steps.columns, col
     assert np.allclose(

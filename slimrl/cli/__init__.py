@@ -30,10 +30,29 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def add_scenario_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    default: str | None = "default",
+    required: bool = False,
+    help: str = "scenario name (envs/NAME.yaml) or YAML path",
+) -> None:
+    """``--env SCENARIO`` and repeatable ``--set KEY=VALUE`` (``args.env``, ``args.set``)."""
+    suffix = "" if required or default is None else f" (default: {default})"
+    parser.add_argument(
+        "--env", default=default, required=required, metavar="SCENARIO", help=help + suffix
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a scenario field, dotted paths for nested fields (repeatable)",
+    )
+
+
 def _available() -> dict[str, tuple[str, str]]:
-    return {
-        name: spec for name, spec in COMMANDS.items() if importlib.util.find_spec(spec[0]) is not None
-    }
+    return {name: spec for name, spec in COMMANDS.items() if importlib.util.find_spec(spec[0])}
 
 
 def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, dict]:

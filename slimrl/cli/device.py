@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from slimrl.cli import add_scenario_arguments
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -81,14 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     c = sub.add_parser("compare", help="replay a device log's frames in the simulator")
     c.add_argument("log", type=Path, metavar="LOG")
-    c.add_argument("--env", required=True, metavar="SCENARIO")
-    c.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="scenario override (repeatable, dotted keys)",
-    )
+    add_scenario_arguments(c, default=None, required=True)
     c.add_argument(
         "--trace",
         type=Path,

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from slimrl.cli import add_scenario_arguments
 from slimrl.errors import PolicyError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--env",
-        default="default",
-        metavar="SCENARIO",
-        help="scenario name (envs/NAME.yaml) or YAML path (default: default)",
-    )
+    add_scenario_arguments(parser)
     parser.add_argument(
         "--traces",
         default="test",
@@ -33,14 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", required=True, metavar="DIR", help="output folder (replaced atomically)"
     )
     parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a scenario field (repeatable)",
-    )
-    parser.add_argument(
         "--episodes",
         type=int,
         default=None,
@@ -56,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from slimrl.env.scenario import parse_set_args
     from slimrl.evaluate import print_summary, run_evaluation
 
-    overrides = parse_set_args(args.overrides)
+    overrides = parse_set_args(args.set)
     if args.episodes is not None and args.episodes < 1:
         raise PolicyError(f"--episodes: expected an integer >= 1, got {args.episodes}")
     df = run_evaluation(

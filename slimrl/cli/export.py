@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from slimrl.cli import add_scenario_arguments
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -18,18 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="algorithm if the run has no args.yml (PPO, A2C, MaskablePPO, DQN)",
     )
-    parser.add_argument(
-        "--env",
-        default=None,
-        metavar="SCENARIO",
-        help="scenario the run was trained on (default: from its args.yml)",
-    )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="scenario override (repeatable, dotted keys)",
+    add_scenario_arguments(
+        parser, default=None, help="scenario the run was trained on (default: from its args.yml)"
     )
     parser.add_argument(
         "--parity",

@@ -30,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--limit", type=int, default=None, help="profile only the first N test images (for tests)"
     )
+    parser.add_argument(
+        "--card",
+        metavar="MODEL_CARD.md",
+        default=None,
+        help="also rewrite this model card with the measured profile",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -49,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
         model, images, labels, repeats=args.repeats, progress=not args.no_progress
     )
     csv_path, npz = write_profile(result, args.out)
+    if args.card:
+        from slimrl.model.card import write_model_card
+
+        write_model_card(model, args.card, profile=result.table)
     console = Console()
     console.print(result.table.to_string(index=False))
     console.print(f"wrote {csv_path} and {npz}")

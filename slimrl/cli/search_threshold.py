@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from slimrl.cli import add_scenario_arguments
 from slimrl.errors import PolicyError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from slimrl.evaluate.tuned import DEFAULT_MARGINS, DEFAULT_SEARCH_EPISODES, DEFAULT_WINDOWS
 
-    parser.add_argument(
-        "--env",
-        default="default",
-        metavar="SCENARIO",
-        help="scenario name (envs/NAME.yaml) or YAML path (default: default)",
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a scenario field (repeatable)",
-    )
+    add_scenario_arguments(parser)
     parser.add_argument(
         "--episodes",
         type=int,
@@ -65,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         raise PolicyError(f"--episodes: expected an integer >= 1, got {args.episodes}")
     if min(args.windows) < 1 or min(args.margins) <= 0:
         raise PolicyError("--windows must be >= 1 and --margins > 0")
-    sc = load_scenario(args.env, parse_set_args(args.overrides))
+    sc = load_scenario(args.env, parse_set_args(args.set))
     console = Console()
     if not console.is_terminal:
         console = Console(width=160)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from slimrl.cli import add_scenario_arguments
+
 ALGO_CHOICES = ("ppo", "a2c", "dqn", "maskable_ppo")
 
 
@@ -16,12 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--algo", default="ppo", choices=ALGO_CHOICES, help="algorithm (default: ppo)"
     )
-    parser.add_argument(
-        "--env",
-        default="default",
-        metavar="SCENARIO",
-        help="scenario name (envs/NAME.yaml) or YAML path (default: default)",
-    )
+    add_scenario_arguments(parser)
     parser.add_argument(
         "-n",
         "--n-timesteps",
@@ -70,13 +67,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="",
         metavar="DIR",
         help="TensorBoard folder (default: tb/ inside the run folder)",
-    )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="scenario override, dotted paths for nested fields (repeatable)",
     )
     parser.add_argument(
         "--save-freq",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from slimrl.cli import add_scenario_arguments
+
 ALGO_CHOICES = ("ppo", "a2c", "dqn", "maskable_ppo")
 
 
@@ -15,12 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--algo", default="ppo", choices=ALGO_CHOICES, help="algorithm (default: ppo)"
     )
-    parser.add_argument(
-        "--env",
-        default="default",
-        metavar="SCENARIO",
-        help="scenario name or YAML path (default: default)",
-    )
+    add_scenario_arguments(parser)
     parser.add_argument("--n-trials", type=int, default=20, help="trials to run (default: 20)")
     parser.add_argument(
         "-n",
@@ -55,13 +52,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="FILE",
         help="base hyperparameters, Zoo format (default: agents/<algo>.yml)",
-    )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="scenario override (repeatable)",
     )
     parser.add_argument("--seed", type=int, default=0, help="sampler seed (default: 0)")
     parser.add_argument("--sampler", choices=("tpe", "random"), default="tpe")

@@ -15,8 +15,8 @@ from slimrl.env.observation import ObservationBuilder
 from slimrl.env.scenario import Scenario, load_scenario
 from slimrl.env.world_cache import build_world
 
-#: info keys of every step (plus ``dropped`` with periodic arrivals)
-INFO_KEYS = (
+#: numeric per-frame info terms of every step
+FRAME_INFO_KEYS = (
     "accuracy",
     "on_time",
     "e2e_ms",
@@ -32,10 +32,11 @@ INFO_KEYS = (
     "reward_accuracy",
     "reward_miss",
     "reward_energy",
-    "trace",
     "t_s",
-    "action_mask",
 )
+
+#: info keys of every step (plus ``dropped`` with periodic arrivals)
+INFO_KEYS = (*FRAME_INFO_KEYS, "trace", "action_mask")
 
 #: lookahead keys (each a (K, B) array)
 LOOKAHEAD_KEYS = (

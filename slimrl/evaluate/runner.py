@@ -16,30 +16,14 @@ from typing import Any
 
 import numpy as np
 
+from slimrl.env.slimsplit import FRAME_INFO_KEYS
 from slimrl.policies.base import BatchPolicy
 
 #: default number of episodes on a split (random start offsets)
 DEFAULT_EPISODES = 32
 
 #: per-frame info terms recorded for every frame (plus ``dropped`` with periodic arrivals)
-STEP_KEYS = (
-    "accuracy",
-    "on_time",
-    "e2e_ms",
-    "compute_ms",
-    "transfer_ms",
-    "edge_ms",
-    "edge_queue_ms",
-    "bytes",
-    "energy_j",
-    "bandwidth_mbps",
-    "k",
-    "bits",
-    "reward_accuracy",
-    "reward_miss",
-    "reward_energy",
-    "t_s",
-)
+STEP_KEYS = FRAME_INFO_KEYS
 
 #: per-(policy, episode) totals kept when steps are not recorded
 TOTAL_KEYS = ("reward", "on_time", "accuracy", "energy_j")

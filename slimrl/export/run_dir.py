@@ -131,7 +131,8 @@ def find_run(run_dir: str | os.PathLike, which: str = "final") -> RunFiles:
     if not run_dir.is_dir():
         raise BundleError(f"{run_dir}: no such run folder or model file")
     zips = sorted(p for p in run_dir.glob("*.zip") if p.is_file())
-    finals = [p for p in zips if p.name != "best_model.zip"]
+    # the Zoo's CheckpointCallback saves rl_model_<steps>_steps.zip next to the final model
+    finals = [p for p in zips if p.name != "best_model.zip" and not p.name.startswith("rl_model_")]
     best = run_dir / "best_model.zip"
     if which == "best":
         if not best.is_file():

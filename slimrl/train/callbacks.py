@@ -20,25 +20,10 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
+from slimrl.env.slimsplit import FRAME_INFO_KEYS
+
 #: numeric info terms averaged per frame
-MEAN_KEYS = (
-    "accuracy",
-    "on_time",
-    "e2e_ms",
-    "compute_ms",
-    "transfer_ms",
-    "edge_ms",
-    "edge_queue_ms",
-    "bytes",
-    "energy_j",
-    "bandwidth_mbps",
-    "k",
-    "bits",
-    "reward_accuracy",
-    "reward_miss",
-    "reward_energy",
-    "dropped",
-)
+MEAN_KEYS = (*(k for k in FRAME_INFO_KEYS if k != "t_s"), "dropped")
 
 
 class InfoStats:

@@ -62,6 +62,11 @@ def save_reference(run_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Pa
                 data.pop(key, None)
             data["source_run"] = run_dir.name
             args.write_text(yaml.safe_dump(data, sort_keys=True))
+        summary = tmp / "eval_val" / "summary.csv"
+        if summary.is_file():  # name the run by its reference folder, not this machine's path
+            summary.write_text(
+                summary.read_text().replace(str(run_dir), f"agents/reference/{out_dir.name}")
+            )
     return out_dir
 
 

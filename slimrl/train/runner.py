@@ -27,7 +27,7 @@ import shlex
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -588,8 +588,3 @@ def _flow(value: Any) -> str:
         .removesuffix("...")
         .strip()
     )
-
-
-def config_dict(cfg: TrainConfig) -> dict[str, Any]:
-    """``cfg`` as a plain dict (for logs)."""
-    return asdict(cfg)

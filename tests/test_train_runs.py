@@ -1,0 +1,250 @@
+"""Short ``slimrl train`` runs: every algorithm, the Zoo layout, --resume, early errors (fast)."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from slimrl.cli import main
+from slimrl.export.run_dir import find_run
+from slimrl.paths import ROOT
+from slimrl.train.hyperparams import ENV_ID
+
+# small and quick: 4 envs, short episodes, a few validations of 2 short episodes
+FAST = ["--n-envs", "4", "--eval-episodes", "2", "--set", "episode_length=64", "--no-progress"]
+SMALL = {
+    "ppo": ["-params", "n_steps:64", "batch_size:64", "n_epochs:2"],
+    "maskable_ppo": ["-params", "n_steps:64", "batch_size:64", "n_epochs:2"],
+    "a2c": ["-params", "n_steps:8"],
+    "dqn": ["-params", "learning_starts:256", "buffer_size:5000", "train_freq:4"],
+}
+
+
+def _train(tmp_path: Path, algo: str, steps: int, *extra: str) -> Path:
+    argv = [
+        "train",
+        "--algo",
+        algo,
+        "-n",
+        str(steps),
+        "-f",
+        str(tmp_path),
+        "--eval-freq",
+        "512",
+        "--save-freq",
+        "512",
+        "--no-final-eval",
+        *FAST,
+        *SMALL[algo],
+        *extra,
+    ]
+    assert main(argv) == 0
+    runs = sorted((tmp_path / algo).glob("default_*"))
+    assert runs, "no run folder"
+    return runs[-1]
+
+
+def _load(run: Path):
+    from slimrl.export.exporter import load_model
+
+    files = find_run(run)
+    return files, load_model(files.model, files.algo)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "a2c", "dqn", "maskable_ppo"])
+def test_short_run_writes_the_zoo_layout(tmp_path, algo):
+    run = _train(tmp_path, algo, 1024)
+    assert run.name == "default_1"
+    for rel in (
+        f"{ENV_ID}.zip",
+        "best_model.zip",
+        "evaluations.npz",
+        f"{ENV_ID}/config.yml",
+        f"{ENV_ID}/args.yml",
+        f"{ENV_ID}/vecnormalize.pkl",
+        "command.txt",
+        "scenario.yml",
+    ):
+        assert (run / rel).is_file(), rel
+    assert list((run / "checkpoints").glob("rl_model_*_steps.zip"))
+    files, model = _load(run)
+    assert files.algo == {"ppo": "PPO", "a2c": "A2C", "dqn": "DQN"}.get(algo, "MaskablePPO")
+    assert model.num_timesteps >= 1024
+    assert files.args["env_kwargs"]["scenario"] == "default"
+    assert files.args["env_kwargs"]["overrides"] == {"episode_length": 64}
+    if algo == "dqn":
+        assert files.env_kwargs["action_space"] == "flat"
+    with np.load(run / "evaluations.npz") as ev:
+        assert len(ev["timesteps"]) >= 1 and ev["results"].shape[1] == 2
+    assert "slimrl train" in (run / "command.txt").read_text()
+    # the saved scenario is loadable as is
+    from slimrl.env.scenario import load_scenario
+
+    assert load_scenario(run / "scenario.yml").episode_length == 64
+    # a second run takes the next id
+    if algo == "ppo":
+        assert _train(tmp_path, algo, 256).name == "default_2"
+
+
+def test_evaluate_lists_the_trained_run(tmp_path):
+    if importlib.util.find_spec("slimrl.cli.evaluate") is None:
+        pytest.skip("the evaluation room (slimrl evaluate) is not there yet")
+    run = _train(tmp_path, "ppo", 512)
+    out = tmp_path / "eval"
+    code = main(
+        [
+            "evaluate",
+            "--env",
+            "default",
+            "--traces",
+            "val",
+            "--policies",
+            str(run),
+            "paper-ewma",
+            "--out",
+            str(out),
+            "--episodes",
+            "2",
+            "--set",
+            "episode_length=64",
+        ]
+    )
+    assert code == 0
+    import pandas as pd
+
+    summary = pd.read_csv(out / "summary.csv")
+    assert str(run) in set(summary["policy"])
+    # the end-of-training comparison (RUN/eval_val), and the slim reference copy of the run
+    from slimrl.train.reference import save_reference
+    from slimrl.train.runner import final_evaluation
+
+    df = final_evaluation(
+        run, "default", {"episode_length": 64}, episodes=2, progress=False,
+        policies=("paper-ewma", "oracle"),
+    )  # fmt: skip
+    assert str(run) in set(df["policy"]) and (run / "eval_val" / "summary.csv").is_file()
+    ref = save_reference(run, tmp_path / "ref" / "ppo-test")
+    assert sorted(p.relative_to(ref).as_posix() for p in ref.rglob("*") if p.is_file()) == [
+        f"{ENV_ID}.zip", f"{ENV_ID}/args.yml", f"{ENV_ID}/config.yml",
+        f"{ENV_ID}/vecnormalize.pkl", "command.txt", "eval_val/summary.csv", "train_time.yml",
+    ]  # fmt: skip
+    out2 = tmp_path / "eval_ref"
+    assert main(["evaluate", "--env", "default", "--traces", "val", "--policies", str(ref),
+                 "--out", str(out2), "--episodes", "2", "--set", "episode_length=64",
+                 "--no-plots", "--no-progress"]) == 0  # fmt: skip
+    assert str(ref) in set(pd.read_csv(out2 / "summary.csv")["policy"])
+
+
+def test_resume_continues_from_the_latest_checkpoint(tmp_path):
+    run = _train(tmp_path, "ppo", 1024)
+    # pretend the run stopped at 512 steps: drop the later checkpoint and the final model
+    for p in (run / "checkpoints").glob("rl_model*1024_steps*"):
+        p.unlink()
+    (run / f"{ENV_ID}.zip").unlink()
+    before = np.load(run / "evaluations.npz")["timesteps"].tolist()
+    assert (
+        main(["train", "--resume", str(run), "-n", "2048", "--no-progress", "--no-final-eval"]) == 0
+    )
+    assert sorted((tmp_path / "ppo").iterdir()) == [run]  # same folder, no new run
+    _, model = _load(run)
+    assert model.num_timesteps == 2048
+    after = np.load(run / "evaluations.npz")["timesteps"].tolist()
+    assert after[: len(before)] == before and after[-1] == 2048
+    args = yaml.safe_load((run / ENV_ID / "args.yml").read_text())
+    assert args["n_timesteps"] == 2048 and args["trained_agent"].endswith("rl_model_512_steps.zip")
+    assert len((run / "command.txt").read_text().strip().splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--set", "deadline_ms=abc"], "deadline_ms"),
+        (["--env", "no-such-scenario"], "no-such-scenario"),
+        (["-params", "n_stepz:8"], "n_stepz"),
+        (["-params", "learning_rate:fast"], "learning_rate"),
+    ],
+)
+def test_bad_inputs_fail_before_training(tmp_path, capsys, extra, match):
+    code = main(["train", "-n", "256", "-f", str(tmp_path), "--no-progress", *extra])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and match in err and err.startswith("slimrl train: error:")
+    assert not (tmp_path / "ppo").exists()
+
+
+def test_bad_hyperparameter_file_fails_before_training(tmp_path, capsys):
+    conf = tmp_path / "bad.yml"
+    conf.write_text("SlimSplit-v0:\n  n_timesteps: 100\n  policy: MlpPolicy\n  n_steps: [\n")
+    assert main(["train", "--conf-file", str(conf), "-f", str(tmp_path / "logs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "bad.yml" in err and "YAML" in err
+    conf.write_text("CartPole-v1:\n  n_timesteps: 100\n  policy: MlpPolicy\n")
+    assert main(["train", "--conf-file", str(conf), "-f", str(tmp_path / "logs")]) == 2
+    assert "no hyperparameters for SlimSplit-v0" in capsys.readouterr().err
+    conf.write_text("SlimSplit-v0:\n  n_timesteps: 100\n  policy: MlpPolicy\n  batch_size: 0\n")
+    assert main(["train", "--conf-file", str(conf), "-f", str(tmp_path / "logs")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "bad.yml" in err
+    assert not (tmp_path / "logs").exists()
+
+
+@pytest.mark.parametrize("algo", ["ppo", "a2c", "dqn", "maskable_ppo"])
+def test_shipped_hyperparameters_are_valid(algo):
+    from slimrl.train.hyperparams import load_hyperparams
+
+    hp = load_hyperparams(algo)
+    assert hp.n_timesteps > 0 and hp.model_kwargs["policy"] == "MlpPolicy"
+
+
+def test_rl_zoo3_trains_with_the_shipped_file(tmp_path):
+    if importlib.util.find_spec("rl_zoo3") is None:
+        pytest.skip("rl_zoo3 is not installed")
+    cmd = [
+        sys.executable,
+        "-m",
+        "rl_zoo3.train",
+        "--algo",
+        "ppo",
+        "--env",
+        ENV_ID,
+        "--gym-packages",
+        "slimrl",
+        "--conf-file",
+        str(ROOT / "agents" / "ppo.yml"),
+        "-n",
+        "2048",
+        "-f",
+        str(tmp_path),
+        "--eval-freq",
+        "-1",
+    ]
+    subprocess.run(cmd, check=True, cwd=tmp_path, timeout=600)
+    assert list((tmp_path / "ppo").glob(f"{ENV_ID}_1/{ENV_ID}.zip"))
+
+
+def test_tune_writes_a_study_and_best_params(tmp_path):
+    pytest.importorskip("optuna")
+    argv = ["tune", "--algo", "ppo", "--n-trials", "2", "-n", "512", "--n-evaluations", "2",
+            "--eval-episodes", "2", "-f", str(tmp_path), "--set", "episode_length=64",
+            "--n-startup-trials", "1"]  # fmt: skip
+    assert main(argv) == 0
+    out = tmp_path / "ppo" / "optuna"
+    assert (out / "ppo-default.db").is_file()
+    best = yaml.safe_load((out / "ppo-default_best.yml").read_text())
+    from slimrl.train.hyperparams import preprocess
+
+    hp = preprocess(best[ENV_ID], "ppo")  # a valid Zoo file for slimrl train --conf-file
+    assert hp.n_timesteps == 512 and "gamma" in hp.model_kwargs
+
+
+def test_tune_without_optuna_is_a_one_line_error(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    assert main(["tune", "--n-trials", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install 'slimrl[tune]'" in err
