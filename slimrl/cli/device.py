@@ -65,6 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     r.add_argument("--start-s", type=float, default=0.0, help="where in the trace to start (s)")
     r.add_argument(
+        "--trace-scale",
+        type=float,
+        default=None,
+        help="multiply the trace's capacity (default: the scenario's traces.scale)",
+    )
+    r.add_argument(
         "--base-delay-ms",
         type=float,
         default=0.0,
@@ -110,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         policy=args.policy,
         scenario=args.env,
         seed=args.seed,
+        trace_scale=args.trace_scale,
         model=args.model,
         data=args.data,
         start_s=args.start_s,

@@ -21,7 +21,7 @@ import yaml
 
 from slimrl.env.edge import EdgeLoadSpec, LoadState
 from slimrl.errors import ProfileError, ScenarioError
-from slimrl.paths import resolve_scenario
+from slimrl.paths import ROOT, resolve_scenario
 from slimrl.profiles import DeviceProfile, ModelProfile
 
 
@@ -115,7 +115,10 @@ class Scenario:
     device_profile: DeviceProfile = field(compare=False, repr=False, default=None)
 
     def to_dict(self) -> dict[str, Any]:
-        """The resolved configuration (absolute paths, every default filled in), YAML-ready.
+        """The resolved configuration (every default filled in), YAML-ready.
+
+        Paths under the slimrl root are written relative to it, so saved runs and bundles move
+        between machines; other paths are absolute.
 
         ``load_scenario`` accepts the result (saved as a YAML file or as a mapping) unchanged.
         """
@@ -141,15 +144,18 @@ class Scenario:
             "name": self.name,
             "description": self.description,
             "traces": {
-                "path": str(tr.path),
+                "path": _portable(tr.path),
                 "pattern": tr.pattern,
                 "fractions": list(tr.fractions),
                 "scale": tr.scale,
                 "resolution_ms": tr.resolution_ms,
                 "column": tr.column,
             },
-            "model": {"profile": str(self.model.profile), "per_sample": self.model.per_sample},
-            "device": {"profile": str(self.device.profile)},
+            "model": {
+                "profile": _portable(self.model.profile),
+                "per_sample": self.model.per_sample,
+            },
+            "device": {"profile": _portable(self.device.profile)},
             "edge": {"service": svc, "load": load},
             "link": {"base_delay_ms": self.link.base_delay_ms},
             "arrival": arrival,
@@ -172,6 +178,14 @@ class Scenario:
 
 # ---------------------------------------------------------------------------------------------
 # loading
+
+
+def _portable(path: Path) -> str:
+    """``path`` relative to the slimrl root when it lies under it (shipped data), else absolute."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def load_scenario(
@@ -357,7 +371,9 @@ class _Checker:
     def file(self, value: Any, path: str, base: Path, kind: str = "file") -> Path:
         s = self.string(value, path)
         p = Path(s).expanduser()
-        p = (base / p).resolve() if not p.is_absolute() else p
+        if not p.is_absolute():
+            # shipped data is written relative to the slimrl root (see Scenario.to_dict)
+            p = next((q for q in (base / p, ROOT / p) if q.exists()), base / p).resolve()
         ok = p.is_dir() or p.is_file() if kind == "path" else p.is_file()
         if not ok:
             raise self.error(path, f"{kind} not found: {p}")

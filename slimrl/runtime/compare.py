@@ -38,6 +38,7 @@ def simulate_frames(
     if not path:
         raise SlimrlError("the log names no trace (missing .meta.json); pass --trace FILE")
     trace = load_trace(path, resolution_ms=float(meta.get("trace_resolution_ms", 100)))
+    trace = trace.scaled(float(meta.get("trace_scale", 1.0)))
     world = World(scenario, TraceSet([trace], [Path(path)]))
     index = {mode: m for m, mode in enumerate(world.action_table)}
     deadline = float(meta.get("deadline_ms", world.deadline_ms))

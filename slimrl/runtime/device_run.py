@@ -41,6 +41,7 @@ class DeviceRunConfig:
     model: Path | None = None
     data: Path | None = None
     start_s: float = 0.0
+    trace_scale: float | None = None  # default: the scenario's traces.scale (1 without one)
     base_delay_ms: float = 0.0
     connect_timeout_s: float = 2.0
     io_timeout_s: float = 10.0
@@ -167,13 +168,27 @@ def _heuristic(name: str, cfg: DeviceRunConfig, trace: Any) -> PolicyChoice:
     return PolicyChoice(decide, name, table, builder, sc.deadline_ms)
 
 
+def _scenario_trace_scale(cfg: DeviceRunConfig) -> float:
+    """The capacity scale of the scenario the run mirrors (``--env``, else the bundle's)."""
+    from slimrl.env.scenario import load_scenario
+
+    if cfg.scenario is not None:
+        return float(load_scenario(cfg.scenario).traces.scale)
+    try:
+        manifest = json.loads((_bundle_dir(cfg.bundle) / "manifest.json").read_text())
+    except BundleError:
+        return 1.0
+    return float(((manifest.get("scenario") or {}).get("traces") or {}).get("scale", 1.0))
+
+
 def run_device(cfg: DeviceRunConfig, progress: bool = True) -> tuple[list[FrameRecord], dict]:
     """Run ``cfg.frames`` frames; write the log (and its meta) atomically; return both."""
     from slimrl.model.data import load_fashion_mnist
     from slimrl.runtime.split_model import check_modes, device_encoder, load_split_model
     from slimrl.traces import load_trace
 
-    trace = load_trace(cfg.trace)
+    scale = cfg.trace_scale if cfg.trace_scale is not None else _scenario_trace_scale(cfg)
+    trace = load_trace(cfg.trace).scaled(scale)
     choice = resolve_policy(cfg, trace)
     model = load_split_model(cfg.model, cfg.threads)
     check_modes(choice.table, model, f"policy {choice.name}")
@@ -215,6 +230,7 @@ def run_device(cfg: DeviceRunConfig, progress: bool = True) -> tuple[list[FrameR
         "edge": cfg.edge,
         "trace": str(Path(cfg.trace).resolve()),
         "trace_resolution_ms": 100,
+        "trace_scale": scale,
         "start_s": cfg.start_s,
         "deadline_ms": choice.deadline_ms,
         "frames": cfg.frames,
