@@ -133,6 +133,53 @@ def test_bad_checkpoints(tmp_path):
         load_model(other)
 
 
+def test_teacher_file_splits_anywhere(tmp_path):
+    from dataclasses import replace
+
+    from slimrl.model.network import ModelConfig, Teacher
+    from slimrl.model.pretrain import load_teacher, save_teacher
+
+    torch.manual_seed(1)
+    cfg = ModelConfig(split=2)
+    teacher = Teacher(cfg).eval()
+    save_teacher(teacher, cfg, tmp_path / "teacher.pt", 0.5)
+    other, acc = load_teacher(tmp_path / "teacher.pt", replace(cfg, split=5))
+    x = torch.randn(3, 1, 28, 28)
+    assert acc == 0.5
+    assert other.head(x).shape == (3, 64, 7, 7)
+    torch.testing.assert_close(other(x), teacher(x))
+    with pytest.raises(ModelError, match="architecture differs"):
+        load_teacher(tmp_path / "teacher.pt", replace(cfg, layers=(8, "M", 8, "M")))
+
+
+def test_first_checkpoint_format_still_loads(tmp_path):
+    from slimrl.model.network import ModelConfig
+
+    old = {
+        "head_channels": 32,
+        "tail_layers": [64, "M", 128, "M"],
+        "tail_dropout": 0.3,
+        "num_encoders": 4,
+        "encoder_hidden": 8,
+        "bottleneck_channels": 6,
+        "decoder_hidden": 16,
+        "bits_options": [1, 2, 4, 8],
+        "num_classes": 10,
+        "image_size": 28,
+        "extra": {},
+    }
+    cfg = ModelConfig.from_dict(old)
+    assert (cfg.split, cfg.encoder_depth, cfg.head_channels, cfg.head_side) == (2, 2, 32, 14)
+    assert cfg.layers == (32, "M", 64, "M", 128, "M")
+    model = SlimmableSplitModel(cfg)
+    assert [type(m).__name__ for m in model.encoders[0].net] == [
+        "Conv2d",
+        "BatchNorm2d",
+        "ReLU",
+        "Conv2d",
+    ]
+
+
 # ---- shipped weights and profile -----------------------------------------------------------------
 
 
@@ -146,6 +193,7 @@ def test_shipped_weights_load_and_card_matches_profile():
     full = card_accuracy(card, 4, 8)
     assert full == pytest.approx(model.meta["accuracy"]["4,8"], abs=1e-4)
     assert model.meta["teacher_accuracy"] >= 0.93
+    assert full >= model.meta["teacher_accuracy"] - 0.01
     profile = pd.read_csv(SHIPPED_PROFILE)
     row = profile[(profile.k == 4) & (profile.bits == 8)].iloc[0]
     assert row.accuracy == pytest.approx(full, abs=1e-4)

@@ -1,15 +1,16 @@
 """The teacher CNN and the slimmable split student (after Assine et al., WoWMoM 2023).
 
 Student = device side ``head -> sum of the first k sub-encoders -> b-bit quantiser`` and edge side
-``shared decoder -> tail``. The head and the tail are frozen copies of the teacher's first and last
-layers; the decoder learns to rebuild the head's features from the bottleneck for every (k, bits).
+``shared decoder -> tail``. The head is a frozen copy of the teacher's first layers and the tail
+starts as a copy of its last layers; the decoder learns to rebuild the head's features from the
+bottleneck for every (k, bits).
 Switching mode changes two attributes, never a weight.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -24,34 +25,49 @@ from slimrl.model.data import MEAN, STD
 class ModelConfig:
     """Architecture of the teacher and the student; stored in every checkpoint."""
 
-    head_channels: int = 32
-    # Teacher tail after the head: ints are 3x3 conv+BN+ReLU widths, "M" a 2x2 max-pool.
-    tail_layers: tuple = (64, 64, "M", 128, 128, "M")
-    tail_dropout: float = 0.3
+    # Teacher body: ints are 3x3 conv + BN + ReLU widths, "M" a 2x2 max-pool; then dropout and a
+    # linear classifier. The first ``split`` entries are the head that runs on the device.
+    layers: tuple = (32, "M", 64, 64, "M", 128, 128, "M")
+    split: int = 5
+    dropout: float = 0.3
     num_encoders: int = 4
-    encoder_hidden: int = 48
+    encoder_hidden: int = 16
+    encoder_depth: int = 3
     bottleneck_channels: int = 6
     decoder_hidden: int = 64
     bits_options: tuple[int, ...] = (1, 2, 4, 8)
     num_classes: int = 10
     image_size: int = 28
-    extra: dict = field(default_factory=dict)
+
+    @property
+    def head_channels(self) -> int:
+        return int([s for s in self.layers[: self.split] if s != "M"][-1])
+
+    @property
+    def head_side(self) -> int:
+        return self.image_size >> sum(s == "M" for s in self.layers[: self.split])
 
     @property
     def bottleneck_shape(self) -> tuple[int, int, int]:
-        side = self.image_size // 4  # head pools once, the sub-encoders stride once
+        side = self.image_size // 4
         return (self.bottleneck_channels, side, side)
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["tail_layers"] = list(self.tail_layers)
+        d["layers"] = list(self.layers)
         d["bits_options"] = list(self.bits_options)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
         d = dict(d)
-        d["tail_layers"] = tuple(d["tail_layers"])
+        if "tail_layers" in d:  # the first format: a one-conv head, a two-conv sub-encoder
+            d["layers"] = [d.pop("head_channels"), "M", *d.pop("tail_layers")]
+            d["dropout"] = d.pop("tail_dropout")
+            d.setdefault("split", 2)
+            d.setdefault("encoder_depth", 2)
+            d.pop("extra", None)
+        d["layers"] = tuple(d["layers"])
         d["bits_options"] = tuple(d["bits_options"])
         return cls(**d)
 
@@ -64,32 +80,48 @@ def _conv_bn_relu(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
     ]
 
 
+def _body(specs: Sequence, cin: int) -> tuple[list[nn.Module], int, int]:
+    """Modules for layer specs; returns them, the output channels and the number of pools."""
+    layers: list[nn.Module] = []
+    pools = 0
+    for spec in specs:
+        if spec == "M":
+            layers.append(nn.MaxPool2d(2))
+            pools += 1
+        else:
+            layers += _conv_bn_relu(cin, int(spec))
+            cin = int(spec)
+    return layers, cin, pools
+
+
 def build_head(cfg: ModelConfig) -> nn.Sequential:
-    """Teacher's first layers: 1x28x28 -> head_channels x 14 x 14."""
-    return nn.Sequential(*_conv_bn_relu(1, cfg.head_channels), nn.MaxPool2d(2))
+    """Teacher's first layers: 1 x 28 x 28 -> head_channels x head_side x head_side."""
+    layers, _, _ = _body(cfg.layers[: cfg.split], 1)
+    return nn.Sequential(*layers)
 
 
 def build_tail(cfg: ModelConfig) -> nn.Sequential:
     """Teacher's remaining layers: head features -> logits."""
-    layers: list[nn.Module] = []
-    ch, side = cfg.head_channels, cfg.image_size // 2
-    for spec in cfg.tail_layers:
-        if spec == "M":
-            layers.append(nn.MaxPool2d(2))
-            side //= 2
-        else:
-            layers += _conv_bn_relu(ch, int(spec))
-            ch = int(spec)
+    layers, ch, pools = _body(cfg.layers[cfg.split :], cfg.head_channels)
+    side = cfg.head_side >> pools
     layers += [
         nn.Flatten(),
-        nn.Dropout(cfg.tail_dropout),
+        nn.Dropout(cfg.dropout),
         nn.Linear(ch * side * side, cfg.num_classes),
     ]
     return nn.Sequential(*layers)
 
 
+def copy_layers(dst: nn.Sequential, src: nn.Sequential) -> None:
+    """Copy weights module by module (the two may number their modules differently)."""
+    if len(dst) != len(src):
+        raise ModelError(f"cannot copy {len(src)} layers into {len(dst)}")
+    for d, s in zip(dst, src, strict=True):
+        d.load_state_dict(s.state_dict())
+
+
 class Teacher(nn.Module):
-    """The plain classifier the student is distilled from."""
+    """The plain classifier the student is distilled from: ``head`` then ``tail``."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -99,16 +131,25 @@ class Teacher(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.tail(self.head(x))
 
+    def layer_list(self) -> list[nn.Module]:
+        """All layers in order, independent of where the split is."""
+        return [*self.head, *self.tail]
+
 
 class SubEncoder(nn.Module):
-    """One member of the ensemble encoder: head features -> C x 7 x 7 (linear output)."""
+    """One member of the ensemble encoder: ``encoder_depth`` 3x3 convs from the head features to
+    C x 7 x 7 (linear output; the last conv strides down to 7 x 7 if needed)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            *_conv_bn_relu(cfg.head_channels, cfg.encoder_hidden),
-            nn.Conv2d(cfg.encoder_hidden, cfg.bottleneck_channels, 3, stride=2, padding=1),
-        )
+        stride = cfg.head_side // cfg.bottleneck_shape[1]
+        layers: list[nn.Module] = []
+        cin = cfg.head_channels
+        for _ in range(cfg.encoder_depth - 1):
+            layers += _conv_bn_relu(cin, cfg.encoder_hidden)
+            cin = cfg.encoder_hidden
+        layers.append(nn.Conv2d(cin, cfg.bottleneck_channels, 3, stride=stride, padding=1))
+        self.net = nn.Sequential(*layers)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.net(h)
@@ -121,15 +162,21 @@ class Decoder(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         d = cfg.decoder_hidden
-        self.net = nn.Sequential(
+        layers: list[nn.Module] = [
             nn.Conv2d(cfg.bottleneck_channels, d, 3, padding=1),
             nn.ReLU(inplace=True),
             nn.Conv2d(d, d, 3, padding=1),
             nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(d, d // 2, 2, stride=2),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(d // 2, cfg.head_channels, 3, padding=1),
-        )
+        ]
+        if cfg.head_side == 2 * cfg.bottleneck_shape[1]:
+            layers += [nn.ConvTranspose2d(d, d // 2, 2, stride=2), nn.ReLU(inplace=True)]
+            d //= 2
+        elif cfg.head_side == cfg.bottleneck_shape[1]:
+            layers += [nn.Conv2d(d, d, 3, padding=1), nn.ReLU(inplace=True)]
+        else:
+            raise ModelError(f"a split at {cfg.head_side}x{cfg.head_side} is not supported")
+        layers.append(nn.Conv2d(d, cfg.head_channels, 3, padding=1))
+        self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
@@ -261,10 +308,6 @@ class SlimmableSplitModel(nn.Module):
         bits = self._bits if bits is None else bits
         return self.edge_forward(fake_quantize(self.embed(x, k), bits))
 
-    def teacher_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The teacher's logits (the head and tail are the teacher's own layers)."""
-        return self.tail(self.head(x))
-
     # ---- numpy API used by the device runtime and the edge server --------------------------
     @torch.no_grad()
     def predict(self, images: np.ndarray) -> np.ndarray:
@@ -306,11 +349,13 @@ class SlimmableSplitModel(nn.Module):
         )
 
     @classmethod
-    def from_teacher(cls, teacher: Teacher, cfg: ModelConfig) -> SlimmableSplitModel:
-        """A student whose head and tail are frozen copies of the teacher's."""
+    def from_teacher(
+        cls, teacher: Teacher, cfg: ModelConfig, freeze_tail: bool = True
+    ) -> SlimmableSplitModel:
+        """A student whose head (frozen) and tail (frozen or not) are copies of the teacher's."""
         model = cls(cfg)
-        model.head.load_state_dict(teacher.head.state_dict())
-        model.tail.load_state_dict(teacher.tail.state_dict())
-        for p in list(model.head.parameters()) + list(model.tail.parameters()):
-            p.requires_grad_(False)
+        copy_layers(model.head, teacher.head)
+        copy_layers(model.tail, teacher.tail)
+        model.head.requires_grad_(False)
+        model.tail.requires_grad_(not freeze_tail)
         return model

@@ -1,10 +1,10 @@
 """Pretraining: the teacher CNN, then the slimmable student by head distillation.
 
-Student step (after Assine et al. 2023 and the slimmable-network "sandwich rule"): with the head and
-tail frozen copies of the teacher, each batch trains the largest k, the smallest k and one random
-middle k, each with a random bit width (quantisation-aware, straight-through estimator). The loss
-is the decoder's feature error against the teacher's head output plus the KL divergence to the
-teacher's logits.
+Student step (after Assine et al. 2023 and the slimmable-network "sandwich rule"): with the head a
+frozen copy of the teacher's and the tail initialised from it (fine-tuned slowly, batch-norm
+statistics frozen), each batch trains the largest k, the smallest k and one random middle k, each
+with a random bit width (quantisation-aware, straight-through estimator). The loss is the decoder's
+feature error against the teacher's head output plus the KL divergence from the teacher's logits.
 """
 
 from __future__ import annotations
@@ -51,6 +51,9 @@ class Recipe:
     kd_temperature: float = 4.0
     feature_weight: float = 1.0
     kd_weight: float = 1.0
+    # Fine-tune the tail's weights (its batch-norm statistics stay frozen) at this fraction of the
+    # student learning rate; 0 keeps the tail a frozen copy of the teacher's.
+    tail_lr_scale: float = 0.5
     augment: bool = True  # random horizontal flip
     shift_pixels: int = 0  # plus random translation by up to this many pixels (0: none)
     # bfloat16 autocast for the training passes (about 2x faster on CPUs with AVX512-BF16);
@@ -129,19 +132,29 @@ def accuracy_of(
     return correct / len(y)
 
 
+REFERENCE_BITS = (3, 0)  # not modes: 3 bits, and 0 = the unquantised float bottleneck
+
+
 @torch.no_grad()
 def mode_accuracy(
-    model: SlimmableSplitModel, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000
+    model: SlimmableSplitModel,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int = 1000,
+    extra_bits: tuple[int, ...] = (),
 ) -> dict[tuple[int, int], float]:
-    """Test accuracy of every mode through the in-memory path (same numbers as the payloads)."""
+    """Test accuracy of every mode through the in-memory path (same numbers as the payloads).
+
+    ``extra_bits`` adds (k, b) entries for other bit widths; b = 0 means no quantisation."""
     model.eval()
-    hits = {m: 0 for m in model.modes}
+    bits = [*model.bits_options, *extra_bits]
+    hits = {(k, b): 0 for k in model.ks for b in bits}
     for i in range(0, len(y), batch_size):
         xb, yb = x[i : i + batch_size], y[i : i + batch_size]
         for k in model.ks:
             z = model.embed(xb, k)
-            for b in model.bits_options:
-                logits = model.edge_forward(fake_quantize(z, b))
+            for b in bits:
+                logits = model.edge_forward(fake_quantize(z, b) if b else z)
                 hits[(k, b)] += int((logits.argmax(1) == yb).sum())
     return {m: h / len(y) for m, h in hits.items()}
 
@@ -242,20 +255,28 @@ def train_student(
     """Head distillation with the sandwich rule over k and random bits per width."""
     from tqdm.auto import tqdm
 
-    model = SlimmableSplitModel.from_teacher(teacher, cfg).to(memory_format=torch.channels_last)
-    params = [p for p in model.parameters() if p.requires_grad]
+    finetune = recipe.tail_lr_scale > 0
+    model = SlimmableSplitModel.from_teacher(teacher, cfg, freeze_tail=not finetune)
+    model = model.to(memory_format=torch.channels_last)
+    teacher = teacher.to(memory_format=torch.channels_last).eval()
+    teacher.requires_grad_(False)
+    groups = [{"params": [*model.encoders.parameters(), *model.decoder.parameters()]}]
+    max_lr = [recipe.student_lr]
+    if finetune:
+        groups.append({"params": list(model.tail.parameters())})
+        max_lr.append(recipe.student_lr * recipe.tail_lr_scale)
     steps_per_epoch = len(y) // recipe.batch_size
-    opt = torch.optim.AdamW(params, lr=recipe.student_lr, weight_decay=recipe.student_weight_decay)
+    opt = torch.optim.AdamW(groups, lr=recipe.student_lr, weight_decay=recipe.student_weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt,
-        max_lr=recipe.student_lr,
+        max_lr=max_lr,
         total_steps=max(1, recipe.student_epochs * steps_per_epoch),
         pct_start=0.15,
     )
     step = 0
     for epoch in range(recipe.student_epochs):
         model.train()
-        model.head.eval()  # frozen teacher layers keep their batch-norm statistics
+        model.head.eval()  # teacher layers keep their batch-norm statistics (shared by all modes)
         model.tail.eval()
         bar = tqdm(
             _batches(len(y), recipe.batch_size, gen),
@@ -270,7 +291,7 @@ def train_student(
             xb = xb.contiguous(memory_format=torch.channels_last)
             with torch.no_grad(), _autocast(recipe):
                 h = model.head(xb)
-                t_logits = model.tail(h).float()
+                t_logits = teacher.tail(h).float()
             with _autocast(recipe):
                 parts = [enc(h) for enc in model.encoders]
             h = h.float()
@@ -322,10 +343,12 @@ TEACHER_NAME = "teacher.pt"
 
 
 def save_teacher(teacher: Teacher, cfg: ModelConfig, path: Path, accuracy: float) -> None:
+    """Save the teacher's layers in order (so a student may split them anywhere)."""
+    layers = nn.Sequential(*teacher.layer_list())
     blob = {
         "format": "slimrl.teacher",
         "config": cfg.to_dict(),
-        "state_dict": teacher.state_dict(),
+        "state_dict": layers.state_dict(),
         "accuracy": accuracy,
     }
     with atomic_path(path) as tmp:
@@ -338,10 +361,11 @@ def load_teacher(path: str | os.PathLike, cfg: ModelConfig) -> tuple[Teacher, fl
         blob = torch.load(Path(path), map_location="cpu", weights_only=True)
         if blob.get("format") != "slimrl.teacher":
             raise ValueError("not a slimrl teacher checkpoint")
-        if ModelConfig.from_dict(blob["config"]).tail_layers != cfg.tail_layers:
+        saved = ModelConfig.from_dict(blob["config"])
+        if (saved.layers, saved.dropout) != (cfg.layers, cfg.dropout):
             raise ValueError("its architecture differs from this recipe's")
         teacher = Teacher(cfg)
-        teacher.load_state_dict(blob["state_dict"])
+        nn.Sequential(*teacher.layer_list()).load_state_dict(blob["state_dict"])
     except Exception as exc:
         raise ModelError(f"{path}: cannot use as teacher ({exc})") from exc
     return teacher.eval(), float(blob.get("accuracy", float("nan")))
@@ -398,7 +422,9 @@ def pretrain(
     # The student's random stream does not depend on whether the teacher was trained or loaded.
     gen = _seed_all(recipe.seed + 1)
     model = train_student(teacher, cfg, recipe, x, y, gen, log, progress, evaluate=eval_student)
-    acc = mode_accuracy(model, xt, yt)
+    every = mode_accuracy(model, xt, yt, extra_bits=REFERENCE_BITS)
+    acc = {m: every[m] for m in model.modes}
+    reference = {m: a for m, a in every.items() if m not in acc}
     for (k, b), a in acc.items():
         writer.add_scalar(f"eval/accuracy_k{k}_b{b}", a, 0)
     writer.close()
@@ -410,6 +436,7 @@ def pretrain(
         "teacher_accuracy": teacher_acc,
         "teacher_reused": str(teacher_path) if teacher_path else None,
         "accuracy": {f"{k},{b}": a for (k, b), a in acc.items()},
+        "reference_accuracy": {f"{k},{b}": a for (k, b), a in reference.items()},
         "test_samples": len(yt),
         "train_samples": len(y),
         "wall_s": round(wall, 1),
