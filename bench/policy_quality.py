@@ -10,13 +10,20 @@ reward per frame against ``tuned-threshold``, the deadline-miss rate against ``p
 the training wall time. Goals: score >= 0.9, reward above tuned-threshold, far fewer misses than
 paper-ewma (at most half).
 
-``--ceiling`` adds ``full-info-fit``: an estimate of the best a *causal* policy can do with the
-env's observation. It is fitted on the training split with privileged labels, the true reward
-of every mode at every visited state (``env.lookahead()``), by maximising the expected reward of
-a softmax policy (no exploration or credit-assignment problem left, only what the observation
-can tell), with a few rounds of data collected by its own policy. When PPO matches it, the gap
-to the oracle is information the device does not have (the next transfer's bandwidth and the
-edge queue on arrival), not learning.
+``--ceiling`` adds two estimates of the best a *causal* policy can do.
+
+- ``full-info-fit``: the best policy for the env's observation, fitted on the training split with
+  privileged labels, the true reward of every mode at every visited state
+  (``env.lookahead()``), by maximising the expected reward of a softmax policy (no exploration or
+  credit-assignment problem left, only what the observation can tell), with a few rounds of data
+  collected by its own policy.
+- ``past-channel-oracle``: the oracle minus the future channel. It knows every frame's compute
+  and edge time exactly and the whole past of the trace, predicts the transfer from the true
+  mean capacity of the last W seconds (W and a safety margin grid-searched on the training
+  split), and counts the mode's mean accuracy. It is scored in a loop of its own, next to the
+  runs, static* and the oracle on the same episodes.
+
+When PPO matches them, the gap to the oracle is the future channel, which no device knows.
 """
 
 from __future__ import annotations
@@ -158,6 +165,101 @@ def full_info_fit(
     return FullInfoFit(table)
 
 
+PAST_WINDOWS_S = (0.1, 0.3, 1.0, 3.0)
+PAST_MARGINS = (1.0, 1.25, 1.5, 2.0, 3.0)
+
+
+def _past_channel_oracle(window_s: float, margin: float):
+    """``act(env, allowed)`` of the past-channel oracle for a flat-action vector env."""
+    offsets = np.linspace(0.0, window_s, 21)[1:]
+
+    def act(env, allowed: np.ndarray) -> np.ndarray:
+        w, n = env.world, env.num_envs
+        la = env.lookahead()
+        t = env.sim_time_s[:, None] - offsets[None, :]
+        ti = np.broadcast_to(env._ti[:, None], t.shape)  # noqa: SLF001 - a privileged reference
+        cap = w.bank.capacity_at(ti, np.maximum(t, 0.0)).mean(axis=1)  # bytes/s
+        m = w.clamp_arr
+        tx_s = w.payload[m][None, :] / np.maximum(cap[:, None], 1.0)
+        c = la["compute_ms"].reshape(n, -1)
+        e2e = c + 1000.0 * margin * tx_s + w.delay2_ms + la["edge_ms"].reshape(n, -1)
+        energy = w.power_ms * c + w.radio_base_w * tx_s + w.radio_bytes_j[m][None, :]
+        reward = np.where(e2e <= w.deadline_ms, w.w_acc * w.accuracy[m][None, :], -w.miss)
+        reward = reward - w.w_energy * energy
+        return np.where(allowed, reward, -np.inf).argmax(axis=1)
+
+    return act
+
+
+def ceiling_table(
+    scenario: str, overrides: dict | None, runs: list[Path], split: str, episodes: int
+) -> pd.DataFrame:
+    """Score the runs and the past-channel oracle against static* and the oracle on one set
+    of ``episodes`` episodes of ``split`` (each from ``reset(seed=0)``)."""
+    from slimrl.env.vector import SlimSplitVectorEnv
+    from slimrl.policies.base import ModeTable
+    from slimrl.policies.registry import make_policy
+
+    def rollout(act, split_: str, n: int, seed: int) -> tuple[float, float]:
+        env = SlimSplitVectorEnv(
+            n, scenario, split=split_, overrides=overrides, action_space="flat"
+        )
+        allowed = np.asarray(ModeTable.from_env(env).allowed)
+        obs, info = env.reset(seed=seed)
+        total = on_time = 0.0
+        for _ in range(env.world.scenario.episode_length):
+            obs, reward, _, _, info = env.step(act(env, allowed, obs, info))
+            total += float(reward.sum())
+            on_time += float(np.sum(info["on_time"]))
+        frames = n * env.world.scenario.episode_length
+        return total / frames, on_time / frames
+
+    def static(m: int):
+        return lambda env, allowed, obs, info: np.full(env.num_envs, m)
+
+    def oracle(env, allowed, obs, info):
+        reward = env.lookahead()["reward"].reshape(env.num_envs, -1)
+        return np.where(allowed, reward, -np.inf).argmax(axis=1)
+
+    def past(window_s: float, margin: float):
+        act = _past_channel_oracle(window_s, margin)
+        return lambda env, allowed, obs, info: act(env, allowed)
+
+    def policy(run: Path):
+        state = {}
+
+        def act(env, allowed, obs, info):
+            if "pol" not in state:
+                state["pol"] = make_policy(str(run), env)
+                state["pol"].reset(env.num_envs)
+            return state["pol"].act_batch(obs, info)
+
+        return act
+
+    fit = max(
+        (rollout(past(w, m), "train", 16, 1)[0], w, m) for w in PAST_WINDOWS_S for m in PAST_MARGINS
+    )
+    probe = SlimSplitVectorEnv(1, scenario, split=split, overrides=overrides, action_space="flat")
+    modes = np.flatnonzero(ModeTable.from_env(probe).allowed)
+    r_static = max(rollout(static(int(m)), split, episodes, 0)[0] for m in modes)
+    r_oracle, on_oracle = rollout(oracle, split, episodes, 0)
+    rows = [("oracle", r_oracle, on_oracle)]
+    r, on = rollout(past(fit[1], fit[2]), split, episodes, 0)
+    rows.append((f"past-channel-oracle (W {fit[1]:g} s, margin {fit[2]:g})", r, on))
+    rows += [(run.name, *rollout(policy(run), split, episodes, 0)) for run in runs]
+    return pd.DataFrame(
+        [
+            {
+                "policy": name,
+                "score": (r - r_static) / (r_oracle - r_static),
+                "reward": r,
+                "miss rate": 1.0 - on,
+            }
+            for name, r, on in rows
+        ]
+    )
+
+
 def _train_wall(run: Path, default: float) -> float:
     path = run / "train_time.yml"
     if path.is_file():
@@ -238,6 +340,13 @@ def main(argv: list[str] | None = None) -> int:
             for n, r in refs.iterrows()
         )
     )
+    if args.ceiling:
+        ceiling = ceiling_table(
+            args.env, overrides, [r for r, _ in runs], args.split, args.episodes or 32
+        )
+        print(f"\nwhat causal knowledge buys, {args.split} split (episodes from reset(seed=0)):")
+        with pd.option_context("display.width", 160, "display.float_format", "{:.4f}".format):
+            print(ceiling.to_string(index=False))
     last = df.iloc[-1]
     goals = {
         f"score >= {GOAL_SCORE}": last["score"] >= GOAL_SCORE,
