@@ -170,25 +170,32 @@ PAST_MARGINS = (1.0, 1.25, 1.5, 2.0, 3.0)
 
 
 def _past_channel_oracle(window_s: float, margin: float):
-    """``act(env, allowed)`` of the past-channel oracle for a flat-action vector env."""
+    """``make(env) -> act(obs, info)`` of the past-channel oracle for a flat-action vector env."""
+    from slimrl.policies.base import ModeTable
+
     offsets = np.linspace(0.0, window_s, 21)[1:]
 
-    def act(env, allowed: np.ndarray) -> np.ndarray:
+    def make(env):
         w, n = env.world, env.num_envs
-        la = env.lookahead()
-        t = env.sim_time_s[:, None] - offsets[None, :]
-        ti = np.broadcast_to(env._ti[:, None], t.shape)  # noqa: SLF001 - a privileged reference
-        cap = w.bank.capacity_at(ti, np.maximum(t, 0.0)).mean(axis=1)  # bytes/s
+        allowed = np.asarray(ModeTable.from_env(env).allowed)
         m = w.clamp_arr
-        tx_s = w.payload[m][None, :] / np.maximum(cap[:, None], 1.0)
-        c = la["compute_ms"].reshape(n, -1)
-        e2e = c + 1000.0 * margin * tx_s + w.delay2_ms + la["edge_ms"].reshape(n, -1)
-        energy = w.power_ms * c + w.radio_base_w * tx_s + w.radio_bytes_j[m][None, :]
-        reward = np.where(e2e <= w.deadline_ms, w.w_acc * w.accuracy[m][None, :], -w.miss)
-        reward = reward - w.w_energy * energy
-        return np.where(allowed, reward, -np.inf).argmax(axis=1)
 
-    return act
+        def act(obs, info):
+            la = env.lookahead()
+            t = env.sim_time_s[:, None] - offsets[None, :]
+            ti = np.broadcast_to(env._ti[:, None], t.shape)  # noqa: SLF001 - privileged reference
+            cap = w.bank.capacity_at(ti, np.maximum(t, 0.0)).mean(axis=1)  # bytes/s
+            tx_s = w.payload[m][None, :] / np.maximum(cap[:, None], 1.0)
+            c = la["compute_ms"].reshape(n, -1)
+            e2e = c + 1000.0 * margin * tx_s + w.delay2_ms + la["edge_ms"].reshape(n, -1)
+            energy = w.power_ms * c + w.radio_base_w * tx_s + w.radio_bytes_j[m][None, :]
+            reward = np.where(e2e <= w.deadline_ms, w.w_acc * w.accuracy[m][None, :], -w.miss)
+            reward = reward - w.w_energy * energy
+            return np.where(allowed, reward, -np.inf).argmax(axis=1)
+
+        return act
+
+    return make
 
 
 def ceiling_table(
@@ -197,61 +204,51 @@ def ceiling_table(
     """Score the runs and the past-channel oracle against static* and the oracle on one set
     of ``episodes`` episodes of ``split`` (each from ``reset(seed=0)``)."""
     from slimrl.env.vector import SlimSplitVectorEnv
-    from slimrl.policies.base import ModeTable
-    from slimrl.policies.registry import make_policy
+    from slimrl.evaluate.metrics import score
+    from slimrl.policies.registry import make_policy, static_names
 
-    def rollout(act, split_: str, n: int, seed: int) -> tuple[float, float]:
-        env = SlimSplitVectorEnv(
+    def make_env(split_: str, n: int) -> SlimSplitVectorEnv:
+        return SlimSplitVectorEnv(
             n, scenario, split=split_, overrides=overrides, action_space="flat"
         )
-        allowed = np.asarray(ModeTable.from_env(env).allowed)
+
+    def named(name: str):
+        def make(env):
+            pol = make_policy(name, env)
+            pol.reset(env.num_envs)
+            return pol.act_batch
+
+        return make
+
+    def rollout(make, split_: str, n: int, seed: int) -> tuple[float, float]:
+        env = make_env(split_, n)
+        act = make(env)
         obs, info = env.reset(seed=seed)
         total = on_time = 0.0
         for _ in range(env.world.scenario.episode_length):
-            obs, reward, _, _, info = env.step(act(env, allowed, obs, info))
+            obs, reward, _, _, info = env.step(act(obs, info))
             total += float(reward.sum())
             on_time += float(np.sum(info["on_time"]))
         frames = n * env.world.scenario.episode_length
         return total / frames, on_time / frames
 
-    def static(m: int):
-        return lambda env, allowed, obs, info: np.full(env.num_envs, m)
-
-    def oracle(env, allowed, obs, info):
-        reward = env.lookahead()["reward"].reshape(env.num_envs, -1)
-        return np.where(allowed, reward, -np.inf).argmax(axis=1)
-
-    def past(window_s: float, margin: float):
-        act = _past_channel_oracle(window_s, margin)
-        return lambda env, allowed, obs, info: act(env, allowed)
-
-    def policy(run: Path):
-        state = {}
-
-        def act(env, allowed, obs, info):
-            if "pol" not in state:
-                state["pol"] = make_policy(str(run), env)
-                state["pol"].reset(env.num_envs)
-            return state["pol"].act_batch(obs, info)
-
-        return act
-
     fit = max(
-        (rollout(past(w, m), "train", 16, 1)[0], w, m) for w in PAST_WINDOWS_S for m in PAST_MARGINS
+        (rollout(_past_channel_oracle(w, m), "train", 16, 1)[0], w, m)
+        for w in PAST_WINDOWS_S
+        for m in PAST_MARGINS
     )
-    probe = SlimSplitVectorEnv(1, scenario, split=split, overrides=overrides, action_space="flat")
-    modes = np.flatnonzero(ModeTable.from_env(probe).allowed)
-    r_static = max(rollout(static(int(m)), split, episodes, 0)[0] for m in modes)
-    r_oracle, on_oracle = rollout(oracle, split, episodes, 0)
+    statics = static_names(make_env(split, 1))
+    r_static = max(rollout(named(s), split, episodes, 0)[0] for s in statics)
+    r_oracle, on_oracle = rollout(named("oracle"), split, episodes, 0)
     rows = [("oracle", r_oracle, on_oracle)]
-    r, on = rollout(past(fit[1], fit[2]), split, episodes, 0)
+    r, on = rollout(_past_channel_oracle(fit[1], fit[2]), split, episodes, 0)
     rows.append((f"past-channel-oracle (W {fit[1]:g} s, margin {fit[2]:g})", r, on))
-    rows += [(run.name, *rollout(policy(run), split, episodes, 0)) for run in runs]
+    rows += [(run.name, *rollout(named(str(run)), split, episodes, 0)) for run in runs]
     return pd.DataFrame(
         [
             {
                 "policy": name,
-                "score": (r - r_static) / (r_oracle - r_static),
+                "score": score(r, r_static, r_oracle),
                 "reward": r,
                 "miss rate": 1.0 - on,
             }

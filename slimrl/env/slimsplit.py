@@ -38,23 +38,8 @@ FRAME_INFO_KEYS = (
 #: info keys of every step (plus ``dropped`` with periodic arrivals)
 INFO_KEYS = (*FRAME_INFO_KEYS, "trace", "action_mask")
 
-#: lookahead keys (each a (K, B) array)
-LOOKAHEAD_KEYS = (
-    "e2e_ms",
-    "on_time",
-    "compute_ms",
-    "transfer_ms",
-    "edge_ms",
-    "edge_queue_ms",
-    "bytes",
-    "energy_j",
-    "bandwidth_mbps",
-    "accuracy",
-    "reward_accuracy",
-    "reward_miss",
-    "reward_energy",
-    "reward",
-)
+#: lookahead keys (each a (K, B) array): the frame terms up to the reward
+LOOKAHEAD_KEYS = FRAME_KEYS[: FRAME_KEYS.index("reward") + 1]
 
 
 class SlimSplitEnv(gym.Env):

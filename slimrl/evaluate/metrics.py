@@ -64,20 +64,23 @@ def score(r: np.ndarray | float, r_static: float, r_oracle: float) -> np.ndarray
     return (np.asarray(r, dtype=np.float64) - r_static) / den
 
 
+def _frame_aggregates(g) -> dict[str, pd.Series]:
+    """Reward, accuracy, on-time, latency and energy aggregates of a frame groupby."""
+    return {
+        "reward_mean": g["reward"].mean(),
+        "accuracy_mean": g["accuracy"].mean(),
+        "on_time_rate": g["on_time"].mean(),
+        "e2e_p50_ms": g["e2e_ms"].quantile(0.5),
+        "e2e_p95_ms": g["e2e_ms"].quantile(0.95),
+        "energy_j_mean": g["energy_j"].mean(),
+    }
+
+
 def per_policy(steps: pd.DataFrame) -> pd.DataFrame:
     """Frame-level aggregates per policy (no score), indexed by policy name."""
     g = steps.groupby("policy", sort=False)
     out = pd.DataFrame(
-        {
-            "reward_mean": g["reward"].mean(),
-            "accuracy_mean": g["accuracy"].mean(),
-            "on_time_rate": g["on_time"].mean(),
-            "e2e_p50_ms": g["e2e_ms"].quantile(0.5),
-            "e2e_p95_ms": g["e2e_ms"].quantile(0.95),
-            "energy_j_mean": g["energy_j"].mean(),
-            "frames": g.size(),
-            "episodes": g["episode"].nunique(),
-        }
+        {**_frame_aggregates(g), "frames": g.size(), "episodes": g["episode"].nunique()}
     )
     out["miss_rate"] = 1.0 - out["on_time_rate"]
     return out
@@ -126,12 +129,7 @@ def per_trace(steps: pd.DataFrame) -> pd.DataFrame:
         {
             "episodes": g["episode"].nunique(),
             "frames": g.size(),
-            "reward_mean": g["reward"].mean(),
-            "accuracy_mean": g["accuracy"].mean(),
-            "on_time_rate": g["on_time"].mean(),
-            "e2e_p50_ms": g["e2e_ms"].quantile(0.5),
-            "e2e_p95_ms": g["e2e_ms"].quantile(0.95),
-            "energy_j_mean": g["energy_j"].mean(),
+            **_frame_aggregates(g),
             "bandwidth_mbps_mean": g["bandwidth_mbps"].mean(),
         }
     )
