@@ -21,11 +21,11 @@ import gymnasium as gym
 import numpy as np
 
 import slimrl  # noqa: F401  (registers SlimSplit-v0)
-from slimrl.env.scenario import load_scenario
 from slimrl.env.vector import SlimSplitVectorEnv
 from slimrl.evaluate import plan_episodes, run_evaluation, simulate
 from slimrl.evaluate.api import resolve_traces
 from slimrl.policies import make_policy, static_names
+from slimrl.scenario import load_scenario
 
 HEURISTICS = ["paper-ewma", "rate-threshold", "tuned-threshold", "random", "oracle"]
 

@@ -67,7 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def train_runs(args: argparse.Namespace) -> list[tuple[Path, float]]:
-    from slimrl.train.runner import TrainConfig, parse_hyperparams_args, train
+    from slimrl.train.config import TrainConfig, parse_hyperparams_args
+    from slimrl.train.trainer import train
 
     out = []
     for seed in args.seeds:
@@ -299,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = [(Path(r), _train_wall(Path(r), float("nan"))) for r in args.runs]
     else:
         runs = train_runs(args)
-    from slimrl.env.scenario import parse_set_args
+    from slimrl.scenario import parse_set_args
 
     overrides = parse_set_args(args.set) or None
     extra = []

@@ -80,12 +80,11 @@ def main() -> None:
     torch.set_num_threads(args.torch_threads)
     with tempfile.TemporaryDirectory() as tmp:
         if args.run:
-            from slimrl.export.exporter import load_model, load_vecnormalize
-            from slimrl.export.run_dir import find_run
+            from slimrl.runs import Run
 
-            files = find_run(args.run)
-            model = load_model(files.model, files.algo)
-            vec = load_vecnormalize(files.vecnormalize) if files.vecnormalize else None
+            run = Run.open(args.run)
+            model = run.load_agent()
+            vec = run.load_vecnormalize()
             bundle = Path(args.bundle)
         else:
             model, vec, bundle = build(Path(tmp), args.env)

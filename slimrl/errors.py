@@ -31,3 +31,15 @@ class PolicyError(SlimrlError):
 
 class BundleError(SlimrlError):
     """An exported policy bundle that fails verification."""
+
+
+class HyperparamsError(SlimrlError):
+    """A hyperparameter file or value that cannot be used."""
+
+
+class RunError(SlimrlError):
+    """A training run folder that is missing pieces or cannot be read."""
+
+
+class ScenarioDriftWarning(UserWarning):
+    """A run's saved scenario differs from the scenario file it was named after."""

@@ -13,7 +13,7 @@ from slimrl.cli import main
 from slimrl.env.slimsplit import FRAME_INFO_KEYS
 from slimrl.evaluate import plan_episodes, print_summary, run_evaluation
 from slimrl.evaluate.metrics import SUMMARY_COLUMNS
-from slimrl.policies.registry import HEURISTICS
+from slimrl.policies import POLICIES
 
 FAST = {"episode_length": 60}
 RPI4 = {1: 100.0, 2: 173.0, 3: 246.0, 4: 321.0}
@@ -273,4 +273,4 @@ def test_print_summary_and_api(capsys):
     out = capsys.readouterr().out
     assert "paper-ewma" in out and "oracle" in out and "(ref)" in out
     assert math.isfinite(df.set_index("policy").loc["paper-ewma", "score"])
-    assert "tuned-threshold" in HEURISTICS
+    assert "tuned-threshold" in POLICIES

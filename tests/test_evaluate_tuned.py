@@ -7,15 +7,11 @@ import json
 import pytest
 
 from slimrl.cli import main
-from slimrl.env.scenario import load_scenario
-from slimrl.evaluate.tuned import (
-    SHIPPED_DIR,
-    find_result,
-    scenario_hash,
-    search_threshold,
-    tuned_params,
-)
+from slimrl.evaluate.search import search_threshold
 from slimrl.paths import ENVS_DIR
+from slimrl.policies.tuned import SHIPPED_DIR, find_result, tuned_params
+from slimrl.scenario import load_scenario
+from slimrl.scenario import scenario_digest as scenario_hash
 
 FAST = {"episode_length": 40}
 
@@ -91,12 +87,12 @@ def test_cli_saves_and_evaluation_reuses(tmp_path, capsys):
 def test_unknown_hash_searches_on_the_fly_once(capsys):
     sc = load_scenario("default", {"episode_length": 30, "deadline_ms": 350})
     notes: list[str] = []
-    p1 = tuned_params(sc, notice=notes.append)
+    p1 = tuned_params(sc, search=search_threshold, notice=notes.append)
     assert len(notes) == 1 and "searching" in notes[0] and "\n" not in notes[0]
-    p2 = tuned_params(sc, notice=notes.append)
+    p2 = tuned_params(sc, search=search_threshold, notice=notes.append)
     assert len(notes) == 1 and p1["window"] == p2["window"] and p1["margin"] == p2["margin"]
     with pytest.raises(Exception, match="search-threshold"):
-        tuned_params(load_scenario("default", {"deadline_ms": 351}), search=False)
+        tuned_params(load_scenario("default", {"deadline_ms": 351}))
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in ENVS_DIR.glob("*.yaml")))
@@ -108,4 +104,4 @@ def test_shipped_results_match_shipped_scenarios(name):
     assert data["scenario_hash"] == scenario_hash(load_scenario(name)), (
         f"{path} is stale: slimrl search-threshold --env {name} --out {path}"
     )
-    assert tuned_params(load_scenario(name), search=False)["window"] == data["chosen"]["window"]
+    assert tuned_params(load_scenario(name))["window"] == data["chosen"]["window"]

@@ -12,11 +12,12 @@ import pytest
 import yaml
 
 import slimrl  # noqa: F401  (registers SlimSplit-v0)
+from slimrl.bundle.format import sha256_file
 from slimrl.errors import BundleError
 from slimrl.export.exporter import draw_observations, export_model, export_run
-from slimrl.export.run_dir import find_run, read_zoo_yaml
+from slimrl.runs import Run
+from slimrl.runs.zoo_yaml import read_zoo_yaml
 from slimrl.runtime import Controller
-from slimrl.runtime.bundle import sha256_file
 
 ENV_ID = "SlimSplit-v0"
 PARITY_N = 10_000
@@ -96,13 +97,11 @@ def ppo_bundle(ppo_run, tmp_path_factory) -> Path:
 
 def sb3_actions(run: Path, obs: np.ndarray, masks=None) -> np.ndarray:
     """What SB3 itself predicts: VecNormalize.normalize_obs then model.predict."""
-    from slimrl.export.exporter import load_model, load_vecnormalize
-
-    files = find_run(run)
-    model = load_model(files.model, files.algo)
+    files = Run.open(run)
+    model = files.load_agent()
     x = obs
     if files.vecnormalize is not None:
-        x = load_vecnormalize(files.vecnormalize).normalize_obs(obs)
+        x = files.load_vecnormalize().normalize_obs(obs)
     kwargs = {"action_masks": masks} if masks is not None else {}
     a, _ = model.predict(x, deterministic=True, **kwargs)
     return np.asarray(a).reshape(len(obs), -1)
@@ -110,10 +109,10 @@ def sb3_actions(run: Path, obs: np.ndarray, masks=None) -> np.ndarray:
 
 def test_zoo_yaml_reader(ppo_run):
     cfg = read_zoo_yaml(ppo_run / ENV_ID / "config.yml")
-    files = find_run(ppo_run)
+    files = Run.open(ppo_run)
     assert cfg["policy"] == "MlpPolicy"
     assert files.normalize == {"norm_obs": True, "norm_reward": False}
-    assert files.algo == "PPO"
+    assert files.algo == "ppo"
     assert files.env_kwargs["action_space"] == "multidiscrete"
     assert files.model.name == f"{ENV_ID}.zip"
 

@@ -116,7 +116,7 @@ def test_categorical_mode_matches_torch_on_near_ties():
     import torch
     from torch.distributions import Categorical
 
-    from slimrl.runtime.controller import categorical_mode
+    from slimrl.bundle.controller import categorical_mode
 
     rng = np.random.default_rng(0)
     logits = rng.standard_normal((20_000, 4)) * rng.choice([1e-3, 1.0, 10.0], (20_000, 1))

@@ -7,16 +7,22 @@ import pytest
 import yaml
 
 from slimrl.env.edge import (
-    EdgeLoadSpec,
-    LoadState,
     arrival_work,
     backlog_bank,
     generate_backlog,
     lindley_backlog,
 )
-from slimrl.env.scenario import Scenario, load_scenario, parse_set_args
 from slimrl.errors import ScenarioError
 from slimrl.paths import ENVS_DIR, TRACES_DIR
+from slimrl.scenario import (
+    EdgeLoadSpec,
+    JobSize,
+    LoadState,
+    Scenario,
+    load_scenario,
+    parse_set_args,
+    with_overrides,
+)
 
 SHIPPED = ["default", "energy-bound", "edge-heavy", "5g-driving"]
 
@@ -149,7 +155,7 @@ def test_overrides_dotted_and_nested():
     assert sc.deadline_ms == 600 and sc.reward.energy == 0.1 and sc.reward.accuracy == 1.0
     sc = load_scenario("default", {"reward": {"miss_penalty": 2}, "edge.load": None})
     assert sc.reward.miss_penalty == 2 and sc.reward.energy == 0.05 and sc.edge.load is None
-    sc2 = sc.with_overrides({"modes.k": [1]})
+    sc2 = with_overrides(sc, {"modes.k": [1]})
     assert sc2.modes.k == (1,) and sc2.reward.miss_penalty == 2 and sc2.path == sc.path
     with pytest.raises(ScenarioError, match=r"reward\.energyy \(override\): unknown field"):
         load_scenario("default", {"reward.energyy": 1})
@@ -181,7 +187,7 @@ def test_parse_set_args():
 
 def _spec(**kw) -> EdgeLoadSpec:
     states = (LoadState("lo", 5.0, 2.0), LoadState("hi", 20.0, 1.0))
-    args = {"states": states, "job_median_ms": 50.0, "job_p90_ms": 70.0, "realisations": 3,
+    args = {"states": states, "job": JobSize(median_ms=50.0, p90_ms=70.0), "realisations": 3,
             "duration_s": 20.0, "resolution_ms": 10.0, "seed": 7}  # fmt: skip
     args.update(kw)
     return EdgeLoadSpec(**args)

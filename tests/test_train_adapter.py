@@ -8,7 +8,8 @@ import pytest
 import slimrl  # noqa: F401  (registers SlimSplit-v0)
 from slimrl.env.slimsplit import SlimSplitEnv
 from slimrl.env.vector import SlimSplitVectorEnv
-from slimrl.train.hyperparams import HyperparamsError, parse_python_kwargs, preprocess
+from slimrl.errors import HyperparamsError
+from slimrl.train.hyperparams import parse_python_kwargs, preprocess
 from slimrl.train.vec_env import GymVectorToSB3, make_vec_env
 
 EP_LEN = 5

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from slimrl.cli import main
-from slimrl.export.run_dir import find_run
 from slimrl.paths import ROOT
-from slimrl.train.hyperparams import ENV_ID
+from slimrl.runs import ENV_ID, Run
+from slimrl.scenario import load_scenario
 
 # small and quick: 4 envs, short episodes, a few validations of 2 short episodes
 FAST = ["--n-envs", "4", "--eval-episodes", "2", "--set", "episode_length=64", "--no-progress"]
@@ -51,10 +51,8 @@ def _train(tmp_path: Path, algo: str, steps: int, *extra: str) -> Path:
 
 
 def _load(run: Path):
-    from slimrl.export.exporter import load_model
-
-    files = find_run(run)
-    return files, load_model(files.model, files.algo)
+    files = Run.open(run)
+    return files, files.load_agent()
 
 
 @pytest.mark.parametrize("algo", ["ppo", "a2c", "dqn", "maskable_ppo"])
@@ -74,7 +72,7 @@ def test_short_run_writes_the_zoo_layout(tmp_path, algo):
         assert (run / rel).is_file(), rel
     assert list((run / "checkpoints").glob("rl_model_*_steps.zip"))
     files, model = _load(run)
-    assert files.algo == {"ppo": "PPO", "a2c": "A2C", "dqn": "DQN"}.get(algo, "MaskablePPO")
+    assert files.algo == algo
     assert model.num_timesteps >= 1024
     assert files.args["env_kwargs"]["scenario"] == "default"
     assert files.args["env_kwargs"]["overrides"] == {"episode_length": 64}
@@ -84,7 +82,7 @@ def test_short_run_writes_the_zoo_layout(tmp_path, algo):
         assert len(ev["timesteps"]) >= 1 and ev["results"].shape[1] == 2
     assert "slimrl train" in (run / "command.txt").read_text()
     # the saved scenario is loadable as is
-    from slimrl.env.scenario import load_scenario
+    from slimrl.scenario import load_scenario
 
     assert load_scenario(run / "scenario.yml").episode_length == 64
     # a second run takes the next id
@@ -121,18 +119,19 @@ def test_evaluate_lists_the_trained_run(tmp_path):
     summary = pd.read_csv(out / "summary.csv")
     assert str(run) in set(summary["policy"])
     # the end-of-training comparison (RUN/eval_val), and the slim reference copy of the run
-    from slimrl.train.reference import save_reference
-    from slimrl.train.runner import final_evaluation
+    from slimrl.runs.reference import save_reference
+    from slimrl.train.trainer import final_evaluation
 
     df = final_evaluation(
-        run, "default", {"episode_length": 64}, episodes=2, progress=False,
+        run, load_scenario("default", {"episode_length": 64}), episodes=2, progress=False,
         policies=("paper-ewma", "oracle"),
     )  # fmt: skip
     assert str(run) in set(df["policy"]) and (run / "eval_val" / "summary.csv").is_file()
     ref = save_reference(run, tmp_path / "ref" / "ppo-test")
     assert sorted(p.relative_to(ref).as_posix() for p in ref.rglob("*") if p.is_file()) == [
         f"{ENV_ID}.zip", f"{ENV_ID}/args.yml", f"{ENV_ID}/config.yml",
-        f"{ENV_ID}/vecnormalize.pkl", "command.txt", "eval_val/summary.csv", "train_time.yml",
+        f"{ENV_ID}/vecnormalize.pkl", "command.txt", "eval_val/summary.csv", "scenario.yml",
+        "train_time.yml",
     ]  # fmt: skip
     out2 = tmp_path / "eval_ref"
     assert main(["evaluate", "--env", "default", "--traces", "val", "--policies", str(ref),

@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     module = importlib.import_module(commands[args.command][0])
+    args.argv = ["slimrl", *argv]  # the command as typed (run folders record it)
     try:
         return int(module.run(args) or 0)
     except SlimrlError as exc:

@@ -138,8 +138,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from slimrl.env.scenario import load_scenario, parse_set_args
     from slimrl.runtime.compare import compare_log, plot, print_table, write_csv
+    from slimrl.scenario import load_scenario, parse_set_args
 
     scenario = load_scenario(args.env, parse_set_args(args.set) or None)
     rows, summary, meta = compare_log(args.log, scenario, args.trace)

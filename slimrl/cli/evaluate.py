@@ -41,8 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from slimrl.env.scenario import parse_set_args
     from slimrl.evaluate import print_summary, run_evaluation
+    from slimrl.scenario import parse_set_args
 
     overrides = parse_set_args(args.set)
     if args.episodes is not None and args.episodes < 1:

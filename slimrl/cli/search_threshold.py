@@ -9,7 +9,7 @@ from slimrl.errors import PolicyError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from slimrl.evaluate.tuned import DEFAULT_MARGINS, DEFAULT_SEARCH_EPISODES, DEFAULT_WINDOWS
+    from slimrl.policies.tuned import DEFAULT_MARGINS, DEFAULT_SEARCH_EPISODES, DEFAULT_WINDOWS
 
     add_scenario_arguments(parser)
     parser.add_argument(
@@ -46,8 +46,9 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from slimrl.env.scenario import load_scenario, parse_set_args
-    from slimrl.evaluate.tuned import cache_path, save_result, search_threshold
+    from slimrl.evaluate.search import search_threshold
+    from slimrl.policies.tuned import cache_path, save_result
+    from slimrl.scenario import load_scenario, parse_set_args
 
     if args.episodes < 1:
         raise PolicyError(f"--episodes: expected an integer >= 1, got {args.episodes}")

@@ -3,7 +3,7 @@
 from typing import Any
 
 from slimrl.env.observation import ObservationBuilder
-from slimrl.env.scenario import Scenario, load_scenario, parse_set_args
+from slimrl.scenario import Scenario, load_scenario, parse_set_args
 
 __all__ = [
     "ObservationBuilder",

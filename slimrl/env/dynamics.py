@@ -28,8 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from slimrl.env.edge import Z90, backlog_bank, lognormal_params
-from slimrl.env.scenario import Scenario
+from slimrl.env.edge import backlog_bank
+from slimrl.scenario import Scenario
+from slimrl.scenario.schema import Z90, lognormal_params
 from slimrl.traces import MBPS, TraceSet
 
 #: lookahead keys, in the order of the tuple returned by :meth:`World.frame`
@@ -308,6 +309,18 @@ class World:
             e2e, on, c, tx_ms, edge, q, nbytes, energy, bw, acc,
             r_acc, r_miss, r_en, reward, gp, t_next, dropped,
         )  # fmt: skip
+
+
+def action_mask(allowed: np.ndarray, K: int, B: int, multidiscrete: bool) -> np.ndarray:
+    """Allowed actions in MaskablePPO's format: K + B per-dimension masks, or the K * B modes.
+
+    ``allowed`` (K * B,) is the flat allowed-mode mask (a product of allowed k and allowed bits).
+    """
+    allowed = np.asarray(allowed, dtype=bool)
+    if not multidiscrete:
+        return allowed.copy()
+    grid = allowed.reshape(K, B)
+    return np.concatenate([grid.any(axis=1), grid.any(axis=0)])
 
 
 class PieceIndex:

@@ -13,57 +13,9 @@ Lindley recursion, computed in closed form with cumulative sums:
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import numpy as np
 
-# z-score of the 90th percentile of a standard normal
-Z90 = 1.2815515655446004
-
-
-def lognormal_params(median_ms: float, p90_ms: float) -> tuple[float, float]:
-    """(mu, sigma) of a lognormal with this median and 90th percentile (sigma 0 if equal)."""
-    if median_ms <= 0:
-        raise ValueError(f"median_ms must be > 0, got {median_ms}")
-    if p90_ms < median_ms:
-        raise ValueError(f"p90_ms ({p90_ms}) must be >= median_ms ({median_ms})")
-    return math.log(median_ms), math.log(p90_ms / median_ms) / Z90
-
-
-@dataclass(frozen=True)
-class LoadState:
-    """One state of the modulating chain: arrival rate (requests/s) and mean dwell time (s)."""
-
-    name: str
-    rate_per_s: float
-    dwell_s: float
-
-
-@dataclass(frozen=True)
-class EdgeLoadSpec:
-    """Everything that determines a bank of backlog realisations (the cache key)."""
-
-    states: tuple[LoadState, ...]
-    job_median_ms: float
-    job_p90_ms: float
-    realisations: int = 16
-    duration_s: float = 600.0
-    resolution_ms: float = 10.0
-    seed: int = 0
-
-    @property
-    def n_slots(self) -> int:
-        return max(1, int(round(self.duration_s * 1000.0 / self.resolution_ms)))
-
-    @property
-    def utilisation(self) -> float:
-        """Long-run mean load offered by the other tenants (work per unit time)."""
-        mu, sigma = lognormal_params(self.job_median_ms, self.job_p90_ms)
-        mean_job_s = math.exp(mu + 0.5 * sigma * sigma) / 1000.0
-        w = np.array([s.dwell_s for s in self.states])
-        rate = np.array([s.rate_per_s for s in self.states])
-        return float((w * rate).sum() / w.sum() * mean_job_s)
+from slimrl.scenario.schema import EdgeLoadSpec, lognormal_params
 
 
 def state_paths(spec: EdgeLoadSpec, rng: np.random.Generator) -> np.ndarray:
@@ -94,7 +46,7 @@ def arrival_work(spec: EdgeLoadSpec) -> np.ndarray:
     states = state_paths(spec, rng)
     rates = np.array([s.rate_per_s for s in spec.states]) * (spec.resolution_ms / 1000.0)
     counts = rng.poisson(rates[states])  # arrivals per slot
-    mu, sigma = lognormal_params(spec.job_median_ms, spec.job_p90_ms)
+    mu, sigma = lognormal_params(spec.job.median_ms, spec.job.p90_ms)
     jobs = np.exp(mu + sigma * rng.standard_normal(int(counts.sum())))
     slot_of_job = np.repeat(np.arange(R * n), counts.ravel())
     return np.bincount(slot_of_job, weights=jobs, minlength=R * n).reshape(R, n)

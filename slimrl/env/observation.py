@@ -24,6 +24,7 @@ Values above a bound are clipped to it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -72,6 +73,12 @@ class ObservationBuilder:
         self._deadline_obs = min(self.deadline_s, float(high[-1]))
         self._inv_k = 1.0 / self.k_max
         self._inv_b = 1.0 / self.bits_max
+
+    @classmethod
+    def from_scenario(cls, scenario: Any, k_max: int, bits_max: int) -> ObservationBuilder:
+        """The builder of a scenario's observation (its ``observation`` section and deadline)."""
+        ob = scenario.observation
+        return cls(ob.history, k_max, bits_max, scenario.deadline_ms, ob.max_mbps, ob.max_time_s)
 
     def spec(self) -> dict:
         """A JSON-ready description (names, bounds, parameters) for export manifests."""

@@ -10,10 +10,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from slimrl.env.dynamics import FRAME_KEYS, Block, World
+from slimrl.env.dynamics import FRAME_KEYS, Block, World, action_mask
 from slimrl.env.observation import ObservationBuilder
-from slimrl.env.scenario import Scenario, load_scenario
 from slimrl.env.world_cache import build_world
+from slimrl.scenario import Scenario, load_scenario
 
 #: numeric per-frame info terms of every step
 FRAME_INFO_KEYS = (
@@ -146,20 +146,10 @@ class SlimSplitEnv(gym.Env):
         self.world: World = build_world(self.scenario, trace_dir, split)
         w = self.world
         ob = self.scenario.observation
-        self.obs_builder = ObservationBuilder(
-            ob.history, w.k_max, w.bits_max, w.deadline_ms, ob.max_mbps, ob.max_time_s
-        )
+        self.obs_builder = ObservationBuilder.from_scenario(self.scenario, w.k_max, w.bits_max)
         self.observation_space = self.obs_builder.space
-        if action_space == "flat":
-            self.action_space = spaces.Discrete(w.M)
-            self._mask = w.mode_mask.copy()
-        elif action_space == "multidiscrete":
-            self.action_space = spaces.MultiDiscrete([w.K, w.B])
-            self._mask = np.concatenate([w.k_mask, w.bits_mask])
-        else:
-            raise ValueError(
-                f"action_space: expected 'multidiscrete' or 'flat', got {action_space!r}"
-            )
+        self.action_space = mode_space(w, action_space)
+        self._mask = action_mask(w.mode_mask, w.K, w.B, action_space == "multidiscrete")
         self._mask.setflags(write=False)
         self._flat = action_space == "flat"
         self.action_table = list(w.action_table)
@@ -308,6 +298,15 @@ class SlimSplitEnv(gym.Env):
         self._mult = block.mult.tolist()
         self._sidx = [-1] * len(self._zc) if block.sidx is None else block.sidx.tolist()
         self._pos = 0
+
+
+def mode_space(w: World, action_space: str) -> spaces.Space:
+    """The action space of one env: ``MultiDiscrete([K, B])`` or ``Discrete(K * B)``."""
+    if action_space == "flat":
+        return spaces.Discrete(w.M)
+    if action_space == "multidiscrete":
+        return spaces.MultiDiscrete([w.K, w.B])
+    raise ValueError(f"action_space: expected 'multidiscrete' or 'flat', got {action_space!r}")
 
 
 def _episode_options(

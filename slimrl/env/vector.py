@@ -19,16 +19,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from gymnasium import spaces
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from slimrl.env.dynamics import FRAME_KEYS, World
+from slimrl.env.dynamics import FRAME_KEYS, World, action_mask
 from slimrl.env.observation import ObservationBuilder
-from slimrl.env.scenario import Scenario, load_scenario
-from slimrl.env.slimsplit import LOOKAHEAD_KEYS, _episode_options
+from slimrl.env.slimsplit import LOOKAHEAD_KEYS, _episode_options, mode_space
 from slimrl.env.world_cache import build_world
+from slimrl.scenario import Scenario, load_scenario
 
 _RESET_KEYS = ("trace", "t_s", "action_mask")
 
@@ -58,21 +57,11 @@ class SlimSplitVectorEnv(VectorEnv):
         self.world: World = build_world(self.scenario, trace_dir, split)
         w = self.world
         ob = self.scenario.observation
-        self.obs_builder = ObservationBuilder(
-            ob.history, w.k_max, w.bits_max, w.deadline_ms, ob.max_mbps, ob.max_time_s
-        )
+        self.obs_builder = ObservationBuilder.from_scenario(self.scenario, w.k_max, w.bits_max)
         self.single_observation_space = self.obs_builder.space
         self.observation_space = batch_space(self.single_observation_space, N)
-        if action_space == "flat":
-            self.single_action_space = spaces.Discrete(w.M)
-            mask = w.mode_mask.copy()
-        elif action_space == "multidiscrete":
-            self.single_action_space = spaces.MultiDiscrete([w.K, w.B])
-            mask = np.concatenate([w.k_mask, w.bits_mask])
-        else:
-            raise ValueError(
-                f"action_space: expected 'multidiscrete' or 'flat', got {action_space!r}"
-            )
+        self.single_action_space = mode_space(w, action_space)
+        mask = action_mask(w.mode_mask, w.K, w.B, action_space == "multidiscrete")
         self.action_space = batch_space(self.single_action_space, N)
         self._flat = action_space == "flat"
         self.action_table = list(w.action_table)

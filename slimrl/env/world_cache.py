@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from slimrl.env.dynamics import World
-from slimrl.env.scenario import Scenario
+from slimrl.scenario import Scenario
 from slimrl.traces import SPLITS, TraceSet, list_trace_files
 
 _TRACESETS: OrderedDict[tuple, TraceSet] = OrderedDict()

@@ -22,10 +22,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from slimrl.env.vector import SlimSplitVectorEnv
 from slimrl.errors import PolicyError
+from slimrl.evaluate import plots as P
 from slimrl.evaluate.metrics import per_trace, summarize
-from slimrl.evaluate.runner import EpisodePlan, plan_episodes, simulate
-from slimrl.policies.base import BatchPolicy, ModeTable
+from slimrl.evaluate.rollout import EpisodePlan, plan_episodes, simulate
+from slimrl.evaluate.search import search_threshold
+from slimrl.io import atomic_dir
+from slimrl.policies import BatchPolicy, ModeTable, make_policy, static_names
+from slimrl.scenario import load_scenario, scenario_digest
+from slimrl.traces import SPLITS
+from slimrl.traces.errors import TraceNotFoundError
 
 DEFAULT_POLICIES = ("paper-ewma", "rate-threshold", "tuned-threshold", "random", "oracle")
 ORACLE = "oracle"
@@ -33,9 +40,6 @@ ORACLE = "oracle"
 
 def resolve_traces(traces: str | os.PathLike) -> tuple[Path | None, str | None]:
     """(trace folder or None, split or None) for a split name or a path."""
-    from slimrl.traces import SPLITS
-    from slimrl.traces.errors import TraceNotFoundError
-
     text = str(traces)
     if text in SPLITS:
         return None, text
@@ -68,11 +72,6 @@ def run_evaluation(
     random start offsets). ``policies``: names for :func:`slimrl.policies.make_policy` (heuristics,
     run folders, bundle folders) or policy objects. Every policy replays the same episodes.
     """
-    from slimrl.env.scenario import load_scenario
-    from slimrl.env.vector import SlimSplitVectorEnv
-    from slimrl.evaluate.tuned import scenario_hash
-    from slimrl.policies.registry import make_policy, static_names
-
     if episodes is not None and int(episodes) < 1:
         raise PolicyError(f"episodes: expected an integer >= 1, got {episodes!r}")
     if not policies:
@@ -92,7 +91,7 @@ def run_evaluation(
         pol = (
             item
             if isinstance(item, BatchPolicy)
-            else make_policy(item, probe, seed=seed, notice=notice)
+            else make_policy(item, probe, seed=seed, search=search_threshold, notice=notice)
         )
         if any(p.name == pol.name for p in asked):
             continue
@@ -128,7 +127,7 @@ def run_evaluation(
         meta = {
             "scenario": sc.name,
             "scenario_path": str(sc.path) if sc.path else None,
-            "scenario_hash": scenario_hash(sc),
+            "scenario_hash": scenario_digest(sc),
             "overrides": dict(overrides or {}),
             "traces": str(traces),
             "trace_names": list(world.trace_names),
@@ -198,9 +197,6 @@ def _write(
     deadline_ms: float,
     reported: list[str],
 ) -> None:
-    from slimrl.evaluate import plots as P
-    from slimrl.io import atomic_dir
-
     with atomic_dir(out_dir) as tmp:
         summary.to_csv(tmp / "summary.csv", index=False)
         pt = per_trace(steps)

@@ -13,117 +13,23 @@ import datetime
 import importlib.metadata
 import json
 import os
-import pickle
 import platform
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from slimrl.errors import BundleError, SlimrlError
+from slimrl.bundle import MANIFEST, NPZ_FILE, ONNX_FILE, SCHEMA_VERSION, Controller
+from slimrl.bundle.format import FORMAT
+from slimrl.errors import BundleError, RunError, SlimrlError
 from slimrl.export.onnx_graph import OPSET, build_onnx
-from slimrl.export.policy_net import SUPPORTED_ALGOS, PolicyNet, extract_policy
-from slimrl.export.run_dir import RunFiles, algo_class_name, find_run
-from slimrl.io import atomic_dir
-from slimrl.runtime.bundle import (
-    FORMAT,
-    MANIFEST,
-    NPZ_FILE,
-    ONNX_FILE,
-    SCHEMA_VERSION,
-    sha256_file,
-)
-from slimrl.runtime.controller import Controller
+from slimrl.export.policy_net import PolicyNet, extract_policy
+from slimrl.io import atomic_dir, sha256_file
+from slimrl.runs import ENV_ID, NormStats, Run, norm_stats
+from slimrl.scenario import Scenario, load_scenario
 
 DEFAULT_PARITY_N = 100_000
-ENV_ID = "SlimSplit-v0"
-
-
-@dataclass(frozen=True)
-class NormStats:
-    """VecNormalize observation statistics as used at prediction time."""
-
-    mean: np.ndarray  # float64
-    std: np.ndarray  # float64: sqrt(var + epsilon), as VecNormalize computes it
-    clip_obs: float
-    epsilon: float
-
-
-def load_vecnormalize(path: str | os.PathLike) -> Any:
-    """Unpickle a ``vecnormalize.pkl`` (VecNormalize without its venv)."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            vec = pickle.load(f)  # noqa: S301 (a file of the user's own training run)
-    except Exception as exc:
-        raise BundleError(f"{path}: cannot read VecNormalize statistics ({exc})") from exc
-    if not hasattr(vec, "obs_rms"):
-        raise BundleError(f"{path}: not a VecNormalize pickle (no obs_rms)")
-    return vec
-
-
-def norm_stats(vec: Any, obs_dim: int, where: str = "vecnormalize.pkl") -> NormStats | None:
-    """The statistics the model saw, or None when the VecNormalize did not normalise obs."""
-    if vec is None or not getattr(vec, "norm_obs", True):
-        return None
-    rms = vec.obs_rms
-    if isinstance(rms, dict):
-        raise BundleError(f"{where}: dict observation statistics are not supported")
-    mean = np.asarray(rms.mean, dtype=np.float64)
-    var = np.asarray(rms.var, dtype=np.float64)
-    if mean.shape != (obs_dim,) or var.shape != (obs_dim,):
-        raise BundleError(
-            f"{where}: statistics for observations of shape {mean.shape}, the model takes "
-            f"({obs_dim},); the statistics belong to another run or observation layout"
-        )
-    eps = float(vec.epsilon)
-    return NormStats(mean, np.sqrt(var + eps), float(vec.clip_obs), eps)
-
-
-def load_model(path: str | os.PathLike, algo: str | None = None) -> Any:
-    """Load an SB3 / sb3-contrib model zip on CPU (schedules replaced: not needed to predict)."""
-    path = Path(path)
-    name = algo_class_name(algo) if algo else _guess_algo(path)
-    if name not in SUPPORTED_ALGOS:
-        raise BundleError(
-            f"{path}: algorithm {name} cannot be exported; supported: {', '.join(SUPPORTED_ALGOS)}"
-        )
-    from slimrl.train.hyperparams import algo_class
-
-    cls = algo_class(name)
-    custom = {
-        "learning_rate": 0.0,
-        "lr_schedule": lambda _: 0.0,
-        "clip_range": lambda _: 0.0,
-        "exploration_schedule": lambda _: 0.0,
-    }
-    try:
-        return cls.load(path, device="cpu", custom_objects=custom)
-    except Exception as exc:
-        raise BundleError(f"{path}: cannot load as {name} ({exc})") from exc
-
-
-def _guess_algo(path: Path) -> str:
-    """Algorithm of a model zip without args.yml: from its policy class and saved fields."""
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as z:
-            data = json.loads(z.read("data"))
-    except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-        raise BundleError(f"{path}: not a Stable-Baselines3 model zip ({exc})") from exc
-    module = str((data.get("policy_class") or {}).get("__module__", ""))
-    if "maskable" in module:
-        return "MaskablePPO"
-    if "recurrent" in module:
-        return "RecurrentPPO"
-    if module.startswith("stable_baselines3.dqn"):
-        return "DQN"
-    if module.startswith("stable_baselines3.common.policies"):
-        return "PPO" if "clip_range" in data or "n_epochs" in data else "A2C"
-    raise BundleError(f"{path}: cannot tell the algorithm (policy from {module!r}); pass --algo")
 
 
 # -- observations for the parity check ----------------------------------------------------------
@@ -342,32 +248,36 @@ def export_run(
     *,
     which: str = "final",
     algo: str | None = None,
-    scenario: str | None = None,
+    scenario: str | os.PathLike | Scenario | None = None,
     overrides: dict[str, Any] | None = None,
     n_parity: int = DEFAULT_PARITY_N,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Export an rl-zoo run folder (see :mod:`slimrl.export.run_dir`) into ``out_dir``."""
-    run = find_run(run_dir, which)
-    _check_run_config(run)
-    model = load_model(run.model, algo or run.algo)
-    env_kwargs = dict(run.env_kwargs)
-    if scenario is not None:
-        env_kwargs["scenario"] = scenario
-    if overrides:
-        env_kwargs["overrides"] = {**(env_kwargs.get("overrides") or {}), **overrides}
-    env = make_env(env_kwargs)
+    """Export a run folder (see :mod:`slimrl.runs`) into ``out_dir``.
+
+    The bundle's scenario is the one the run was trained on (its saved ``scenario.yml``, with a
+    warning when the named scenario file changed since), unless ``scenario`` names another;
+    ``overrides`` apply on top.
+    """
     try:
-        vec = load_vecnormalize(run.vecnormalize) if run.vecnormalize is not None else None
-        norm = run.normalize
-        if vec is not None and norm is not None and norm.get("norm_obs", True) is False:
-            vec = None
+        run = Run.open(run_dir, which)
+        _check_run_config(run)
+        model = run.load_agent(algo)
+        vec = run.load_vecnormalize()
+        sc = run.scenario() if scenario is None else load_scenario(scenario)
+    except RunError as exc:
+        raise BundleError(str(exc)) from None
+    if overrides:
+        sc = load_scenario(sc, overrides)
+    env_kwargs = {k: v for k, v in run.env_kwargs.items() if k not in ("scenario", "overrides")}
+    env = make_env(sc, env_kwargs)
+    try:
         source = {
             "run_dir": str(run.run_dir),
             "model": run.model.name,
             "model_sha256": sha256_file(run.model),
             "vecnormalize_sha256": sha256_file(run.vecnormalize) if run.vecnormalize else None,
-            "env_kwargs": _jsonable(env_kwargs),
+            "env_kwargs": _jsonable({"scenario": sc.name, **env_kwargs}),
             "hyperparameters": _jsonable(run.config),
         }
         return export_model(
@@ -375,8 +285,8 @@ def export_run(
             out_dir,
             env=env,
             vecnormalize=vec,
-            expect_normalize=norm is not None and norm.get("norm_obs", True) is not False,
-            scenario=scenario_config(env),
+            expect_normalize=run.normalizes_obs,
+            scenario=_jsonable(sc.to_dict()),
             n_parity=n_parity,
             seed=seed,
             source=source,
@@ -385,7 +295,7 @@ def export_run(
         env.close()
 
 
-def _check_run_config(run: RunFiles) -> None:
+def _check_run_config(run: Run) -> None:
     cfg = run.config
     for key in ("frame_stack", "env_wrapper"):
         if cfg.get(key):
@@ -398,24 +308,18 @@ def _check_run_config(run: RunFiles) -> None:
         raise BundleError(f"{run.params_dir}/config.yml: policy {policy!r}; only MlpPolicy exports")
 
 
-def make_env(env_kwargs: dict[str, Any]):
-    """A single SlimSplit-v0 env with the run's keyword arguments."""
+def make_env(scenario: Scenario, env_kwargs: dict[str, Any]):
+    """A single SlimSplit-v0 env of ``scenario`` with the run's other keyword arguments."""
     import gymnasium as gym
 
     import slimrl.env  # noqa: F401  (registers SlimSplit-v0)
 
     try:
-        return gym.make(ENV_ID, **env_kwargs)
+        return gym.make(ENV_ID, scenario=scenario, **env_kwargs)
     except SlimrlError:
         raise
     except Exception as exc:
         raise BundleError(f"cannot create {ENV_ID} with {env_kwargs}: {exc}") from exc
-
-
-def scenario_config(env) -> dict[str, Any] | None:
-    """The resolved scenario of ``env`` as a dict (None if the env does not expose it)."""
-    scn = getattr(env.unwrapped, "scenario", None)
-    return _jsonable(scn.to_dict()) if scn is not None and hasattr(scn, "to_dict") else None
 
 
 def _jsonable(value: Any) -> Any:

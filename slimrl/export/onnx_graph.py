@@ -11,8 +11,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from slimrl.bundle.controller import HUGE_NEG
 from slimrl.export.policy_net import PolicyNet
-from slimrl.runtime.controller import HUGE_NEG
 
 OPSET = 17
 IR_VERSION = 8  # readable by every onnxruntime that supports opset 17

@@ -14,11 +14,13 @@ mask is off after an autoreset) starts a new episode for that row.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+
+from slimrl.env.dynamics import action_mask
 
 #: info keys a stateful heuristic reads (device-side measurements of the last frame)
 MEASURED_KEYS = ("bytes", "transfer_ms", "edge_queue_ms", "compute_ms", "e2e_ms")
@@ -107,6 +109,10 @@ class ModeTable:
             + self.radio_base_w * 1e-3 * transfer_ms
             + self.radio_alpha_w_per_mbps * 8e-6 * self.payload_bytes
         )
+
+    def action_mask(self, multidiscrete: bool) -> np.ndarray:
+        """Allowed actions in MaskablePPO's format (K + B, or K * B when flat)."""
+        return action_mask(self.allowed, self.K, self.B, multidiscrete)
 
     def label(self, a: int) -> str:
         k, b = self.action_table[int(a)]
@@ -207,3 +213,48 @@ def measurements(infos: Mapping[str, Any], n: int, keys: tuple[str, ...]) -> tup
             valid &= np.asarray(mask, dtype=bool).reshape(n)
         out.append(arr)
     return (valid, *(np.where(valid, a, 0.0) for a in out))
+
+
+# -- the policy table ---------------------------------------------------------------------------
+@dataclass
+class PolicyContext:
+    """What a policy factory may use besides its argument.
+
+    ``env``: the env the policy will act in (a SlimSplit env, wrapped or vector); ``seed`` seeds
+    random policies; ``search`` runs a tuned-threshold search for a scenario that has no saved
+    one (None: such a lookup fails with a message naming the command); ``notice`` receives
+    one-line messages.
+    """
+
+    table: ModeTable
+    env: Any
+    seed: int | None = 0
+    search: Callable[[Any], dict] | None = None
+    notice: Callable[[str], None] | None = None
+
+
+#: ``factory(arg, ctx)``: ``arg`` is what follows ``name:`` in the policy's name ('' if nothing)
+PolicyFactory = Callable[[str, PolicyContext], BatchPolicy]
+
+
+@dataclass(frozen=True)
+class PolicyEntry:
+    factory: PolicyFactory
+    usage: str
+    help: str
+
+
+#: policy name -> factory; heuristics add themselves with :func:`register_policy`
+POLICIES: dict[str, PolicyEntry] = {}
+
+
+def register_policy(name: str, usage: str | None = None, help: str = "") -> Callable:
+    """Decorator: register ``factory(arg, ctx)`` under ``name`` (``usage`` e.g. ``static:K,B``)."""
+
+    def deco(factory: PolicyFactory) -> PolicyFactory:
+        if name in POLICIES:
+            raise ValueError(f"policy {name!r} registered twice")
+        POLICIES[name] = PolicyEntry(factory, usage or name, help)
+        return factory
+
+    return deco

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from slimrl.bundle import Controller
 from slimrl.errors import BundleError, PolicyError
 from slimrl.policies.base import BatchPolicy, ModeTable
 
@@ -31,12 +32,7 @@ class BundlePolicy(BatchPolicy):
                 f"{name}: the bundle takes {controller.obs_dim} observation values, the env "
                 f"gives {obs_dim}; was it exported from another observation layout?"
             )
-        K, B = table.K, table.B
-        if controller.kind == "multidiscrete":
-            allowed = table.allowed.reshape(K, B)
-            self._mask = np.concatenate([allowed.any(axis=1), allowed.any(axis=0)])
-        else:
-            self._mask = table.allowed.copy()
+        self._mask = table.action_mask(controller.kind == "multidiscrete")
         super().__init__(table)
 
     def act_batch(self, observations: np.ndarray, infos: Mapping[str, Any]) -> np.ndarray:
@@ -54,8 +50,6 @@ def load_bundle_policy(
     path: str | os.PathLike, table: ModeTable, obs_dim: int | None = None
 ) -> BundlePolicy:
     """A :class:`BundlePolicy` from a bundle folder (checksums verified)."""
-    from slimrl.runtime.controller import Controller
-
     try:
         ctrl = Controller.load(path)
     except BundleError as exc:

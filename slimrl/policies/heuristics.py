@@ -15,7 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from slimrl.policies.base import BatchPolicy, ModeTable, measurements
+from slimrl.errors import PolicyError
+from slimrl.policies.base import (
+    BatchPolicy,
+    ModeTable,
+    PolicyContext,
+    measurements,
+    register_policy,
+)
 
 _NEG = -np.inf
 
@@ -218,3 +225,62 @@ class RateThreshold(BatchPolicy):
         fallback = np.where(self._allowed, e2e, np.inf).argmin(axis=1)
         a = np.where(fits.any(axis=1), best, fallback)
         return np.where(self.count > 0, a, self.probe)
+
+
+# -- names ----------------------------------------------------------------------------------------
+def allowed_labels(table: ModeTable) -> str:
+    return " ".join(
+        f"{k},{b}" for (k, b), ok in zip(table.action_table, table.allowed, strict=True) if ok
+    )
+
+
+@register_policy("static", "static:K,B", "one fixed mode")
+def _static(arg: str, ctx: PolicyContext) -> Static:
+    try:
+        k, b = (int(v) for v in arg.split(","))
+        return Static(ctx.table, k, b)
+    except ValueError as exc:
+        detail = str(exc) if "mode" in str(exc) else "expected static:K,B"
+        raise PolicyError(
+            f"policy 'static:{arg}': {detail} (allowed modes: {allowed_labels(ctx.table)})"
+        ) from None
+
+
+@register_policy("random", help="uniform over the allowed modes, seeded")
+def _random(arg: str, ctx: PolicyContext) -> RandomPolicy:
+    return RandomPolicy(ctx.table, seed=ctx.seed)
+
+
+@register_policy("paper-ewma", help="the founding paper's controller")
+def _paper_ewma(arg: str, ctx: PolicyContext) -> PaperEWMA:
+    return PaperEWMA(ctx.table)
+
+
+def parse_params(text: str, arg: str, kinds: Mapping[str, type]) -> dict[str, Any]:
+    """``window=3,margin=0.7`` -> ``{"window": 3, "margin": 0.7}`` for the keys of ``kinds``."""
+    out: dict[str, Any] = {}
+    for item in arg.split(","):
+        key, _, val = item.partition("=")
+        key = key.strip()
+        if key not in kinds:
+            raise ValueError(f"unknown parameter {key!r}")
+        out[key] = kinds[key](val)
+    return out
+
+
+@register_policy(
+    "rate-threshold",
+    "rate-threshold[:window=W,margin=M]",
+    "harmonic-mean goodput, true compute profile, safety margin (default window 5, margin 0.9)",
+)
+def _rate_threshold(arg: str, ctx: PolicyContext) -> RateThreshold:
+    if not arg:
+        return RateThreshold(ctx.table)
+    try:
+        params = parse_params(f"rate-threshold:{arg}", arg, {"window": int, "margin": float})
+        return RateThreshold(ctx.table, **params)
+    except ValueError:
+        raise PolicyError(
+            f"policy 'rate-threshold:{arg}': expected rate-threshold:window=N,margin=X "
+            "(N >= 1, X > 0)"
+        ) from None

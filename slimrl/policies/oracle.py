@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from slimrl.policies.base import BatchPolicy, ModeTable
+from slimrl.policies.base import BatchPolicy, ModeTable, PolicyContext, register_policy
 
 
 class Oracle(BatchPolicy):
@@ -38,3 +38,8 @@ class Oracle(BatchPolicy):
             la = env.lookahead()
         reward = np.asarray(la["reward"], dtype=np.float64).reshape(n, -1)
         return np.where(self._allowed, reward, -np.inf).argmax(axis=1)
+
+
+@register_policy("oracle", help="clairvoyant greedy: each frame's best mode, knowing its outcome")
+def _oracle(arg: str, ctx: PolicyContext) -> Oracle:
+    return Oracle(ctx.table, env=ctx.env)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from slimrl.errors import BundleError, PolicyError
+from slimrl.errors import PolicyError, RunError
 from slimrl.policies.base import BatchPolicy, ModeTable
+from slimrl.runs import Run
 
 
 class SB3Policy(BatchPolicy):
@@ -37,15 +37,8 @@ class SB3Policy(BatchPolicy):
         space = model.action_space
         if isinstance(space, spaces.MultiDiscrete) and list(space.nvec) == [table.K, table.B]:
             self._multi = True
-            self._mask = np.concatenate(
-                [
-                    table.allowed.reshape(table.K, table.B).any(axis=1),
-                    table.allowed.reshape(table.K, table.B).any(axis=0),
-                ]
-            )
         elif isinstance(space, spaces.Discrete) and int(space.n) == table.M:
             self._multi = False
-            self._mask = table.allowed.copy()
         else:
             raise PolicyError(
                 f"{name}: the model acts in {space}; this scenario has {table.K} k values x "
@@ -58,6 +51,7 @@ class SB3Policy(BatchPolicy):
                 f"{name}: the model takes observations of shape {shape}, the env gives "
                 f"({obs_dim},); was it trained with another observation history?"
             )
+        self._mask = table.action_mask(self._multi)
         self._maskable = "maskable" in type(model.policy).__module__
         super().__init__(table)
 
@@ -76,34 +70,15 @@ class SB3Policy(BatchPolicy):
         return a.reshape(len(x))
 
 
-def looks_like_run(path: Path) -> bool:
-    """A model ``.zip`` or a folder holding one (an rl-zoo run)."""
-    if path.is_file():
-        return path.suffix == ".zip"
-    return path.is_dir() and any(p.is_file() for p in path.glob("*.zip"))
-
-
 def load_sb3_policy(
     path: str | os.PathLike, table: ModeTable, obs_dim: int | None = None, which: str = "final"
 ) -> SB3Policy:
-    """An :class:`SB3Policy` from a run folder (or a model ``.zip``) and its VecNormalize stats."""
-    from slimrl.export.exporter import load_model, load_vecnormalize
-    from slimrl.export.run_dir import find_run
-
-    path = Path(path)
+    """An :class:`SB3Policy` from a run folder or any model ``.zip`` of a run, with the run's
+    VecNormalize statistics (refused when the run normalised and they are missing)."""
     try:
-        run = find_run(path, which)
-        model = load_model(run.model, run.algo)
-        vec = None
-        norm = run.normalize
-        if run.vecnormalize is not None and (norm is None or norm.get("norm_obs", True)):
-            vec = load_vecnormalize(run.vecnormalize)
-            vec.training = False
-        elif norm is not None and norm.get("norm_obs", True):
-            raise PolicyError(
-                f"{path}: the run normalised observations (normalize in config.yml) but has no "
-                "vecnormalize.pkl; cannot reproduce its inputs"
-            )
-    except BundleError as exc:
+        run = Run.open(path, which)
+        model = run.load_agent()
+        vec = run.load_vecnormalize()
+    except RunError as exc:
         raise PolicyError(str(exc)) from None
     return SB3Policy(table, model, vec, name=str(path), obs_dim=obs_dim)

@@ -4,8 +4,8 @@ Importing it needs neither torch nor Stable-Baselines3:
 ``Controller.load(DIR).decide(obs) -> (k, bits)`` runs an exported bundle with numpy only.
 """
 
-from slimrl.runtime.bundle import SCHEMA_VERSION, read_manifest
-from slimrl.runtime.controller import Controller
+from slimrl.bundle.controller import Controller
+from slimrl.bundle.format import SCHEMA_VERSION, read_manifest
 from slimrl.runtime.device import DeviceLoop, FrameRecord
 from slimrl.runtime.edge_client import EdgeClient, EdgeRejected, EdgeUnavailable
 from slimrl.runtime.edge_server import EdgeServer, EdgeServerThread

@@ -109,7 +109,7 @@ def builder_from_manifest(manifest: dict[str, Any], deadline_ms: float) -> Any:
 
 def resolve_policy(cfg: DeviceRunConfig, trace: Any) -> PolicyChoice:
     """The decision function: an exported bundle (default) or a heuristic by name."""
-    from slimrl.runtime.controller import Controller
+    from slimrl.bundle.controller import Controller
 
     name = cfg.policy
     if name is None or (Path(name) / "manifest.json").is_file():
@@ -133,8 +133,8 @@ def resolve_policy(cfg: DeviceRunConfig, trace: Any) -> PolicyChoice:
 def _heuristic(name: str, cfg: DeviceRunConfig, trace: Any) -> PolicyChoice:
     from slimrl.env.dynamics import World
     from slimrl.env.observation import ObservationBuilder
-    from slimrl.env.scenario import load_scenario
     from slimrl.policies import make_policy
+    from slimrl.scenario import load_scenario
     from slimrl.traces import TraceSet
 
     if name == "oracle":
@@ -170,7 +170,7 @@ def _heuristic(name: str, cfg: DeviceRunConfig, trace: Any) -> PolicyChoice:
 
 def _scenario_trace_scale(cfg: DeviceRunConfig) -> float:
     """The capacity scale of the scenario the run mirrors (``--env``, else the bundle's)."""
-    from slimrl.env.scenario import load_scenario
+    from slimrl.scenario import load_scenario
 
     if cfg.scenario is not None:
         return float(load_scenario(cfg.scenario).traces.scale)

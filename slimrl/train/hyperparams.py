@@ -23,26 +23,17 @@ import copy
 import importlib
 import inspect
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from slimrl.errors import SlimrlError
-from slimrl.paths import AGENTS_DIR
-
-ENV_ID = "SlimSplit-v0"
-
-#: slimrl algorithm name -> (module, class)
-ALGOS: dict[str, tuple[str, str]] = {
-    "ppo": ("stable_baselines3", "PPO"),
-    "a2c": ("stable_baselines3", "A2C"),
-    "dqn": ("stable_baselines3", "DQN"),
-    "maskable_ppo": ("sb3_contrib", "MaskablePPO"),
-}
-#: other spellings (the Zoo calls MaskablePPO ``ppo_mask``)
-ALIASES = {"ppo_mask": "maskable_ppo", "maskableppo": "maskable_ppo"}
+from slimrl.errors import HyperparamsError
+from slimrl.paths import AGENTS_DIR, display
+from slimrl.runs import ENV_ID, algo_class, canonical_algo
+from slimrl.validate import read_yaml, short
 
 #: Zoo keys that are not constructor arguments of the algorithm
 ZOO_KEYS = {"n_timesteps", "n_envs", "normalize", "env_kwargs", "monitor_kwargs"}
@@ -52,10 +43,6 @@ UNSUPPORTED = {"frame_stack", "env_wrapper", "vec_env_wrapper", "callback", "noi
 RESERVED = {"env", "seed", "verbose", "device", "tensorboard_log", "_init_setup_model"}
 SCHEDULE_KEYS = ("learning_rate", "clip_range", "clip_range_vf")
 ENV_KWARGS = {"scenario", "trace_dir", "overrides", "action_space"}
-
-
-class HyperparamsError(SlimrlError):
-    """A hyperparameter file or value that cannot be used."""
 
 
 @dataclass
@@ -76,21 +63,6 @@ class Hyperparams:
     source: str = "hyperparameters"
 
 
-def canonical_algo(name: str) -> str:
-    """``"PPO"``, ``"ppo_mask"`` ... -> a key of :data:`ALGOS`."""
-    key = str(name).strip().lower().replace("-", "_")
-    key = ALIASES.get(key, key)
-    if key not in ALGOS:
-        raise HyperparamsError(f"unknown algorithm {name!r} (known: {', '.join(ALGOS)})")
-    return key
-
-
-def algo_class(algo: str) -> type:
-    """The SB3 / sb3-contrib class of ``algo``."""
-    module, name = ALGOS[canonical_algo(algo)]
-    return getattr(importlib.import_module(module), name)
-
-
 def default_conf_file(algo: str) -> Path:
     """``agents/<algo>.yml``."""
     return AGENTS_DIR / f"{canonical_algo(algo)}.yml"
@@ -104,15 +76,10 @@ def read_hyperparams(
     Returns the mapping and a label naming the file for error messages.
     """
     path = Path(conf_file) if conf_file is not None else default_conf_file(algo)
-    where = _display(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise HyperparamsError(f"{where}: no such hyperparameter file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HyperparamsError(f"{where}: cannot read ({exc})") from None
-    except yaml.YAMLError as exc:
-        raise HyperparamsError(f"{where}: not valid YAML ({exc})".replace("\n", " ")) from None
+    where = display(path)
+    if not path.is_file():
+        raise HyperparamsError(f"{where}: no such hyperparameter file")
+    data = read_yaml(path, HyperparamsError, where)
     if not isinstance(data, dict) or not data:
         raise HyperparamsError(f"{where}: expected a mapping of env id -> hyperparameters")
     if env_id not in data:
@@ -120,17 +87,24 @@ def read_hyperparams(
         raise HyperparamsError(f"{where}: no hyperparameters for {env_id} (keys: {have})")
     hp = data[env_id]
     if not isinstance(hp, dict):
-        raise HyperparamsError(f"{where}: {env_id}: expected a mapping, got {hp!r}")
+        raise HyperparamsError(f"{where}: {env_id}: expected a mapping, got {short(hp)}")
     return copy.deepcopy(hp), f"{where}: {env_id}"
 
 
 def load_hyperparams(
     algo: str,
-    conf_file: str | os.PathLike | None = None,
+    conf_file: str | os.PathLike | Mapping[str, Any] | None = None,
     updates: dict[str, Any] | None = None,
 ) -> Hyperparams:
-    """Read and validate the hyperparameters of ``algo`` (``updates`` override file values)."""
-    raw, where = read_hyperparams(algo, conf_file)
+    """Read and validate the hyperparameters of ``algo`` (``updates`` override file values).
+
+    ``conf_file``: a Zoo file (default ``agents/<algo>.yml``), or one env's hyperparameters as
+    a mapping (a run's saved ``config.yml``).
+    """
+    if isinstance(conf_file, Mapping):
+        raw, where = copy.deepcopy(dict(conf_file)), "saved config.yml"
+    else:
+        raw, where = read_hyperparams(algo, conf_file)
     raw.update(updates or {})
     return preprocess(raw, algo, where)
 
@@ -170,7 +144,7 @@ def preprocess(raw: dict[str, Any], algo: str, where: str = "hyperparameters") -
     if isinstance(env_kwargs, str):
         env_kwargs = parse_python_kwargs(env_kwargs, f"{where}: env_kwargs")
     if not isinstance(env_kwargs, dict):
-        raise HyperparamsError(f"{where}: env_kwargs: expected a mapping, got {env_kwargs!r}")
+        raise HyperparamsError(f"{where}: env_kwargs: expected a mapping, got {short(env_kwargs)}")
     for key in env_kwargs:
         if key not in ENV_KWARGS:
             raise HyperparamsError(
@@ -180,7 +154,7 @@ def preprocess(raw: dict[str, Any], algo: str, where: str = "hyperparameters") -
     space = env_kwargs.get("action_space", "multidiscrete")
     if space not in ("multidiscrete", "flat"):
         raise HyperparamsError(
-            f"{where}: env_kwargs.action_space: expected multidiscrete or flat, got {space!r}"
+            f"{where}: env_kwargs.action_space: expected multidiscrete or flat, got {short(space)}"
         )
     if algo == "dqn" and space != "flat":
         raise HyperparamsError(
@@ -190,7 +164,9 @@ def preprocess(raw: dict[str, Any], algo: str, where: str = "hyperparameters") -
     if "policy" not in hp:
         raise HyperparamsError(f"{where}: policy: missing (e.g. MlpPolicy)")
     if not isinstance(hp["policy"], str):
-        raise HyperparamsError(f"{where}: policy: expected a policy name, got {hp['policy']!r}")
+        raise HyperparamsError(
+            f"{where}: policy: expected a policy name, got {short(hp['policy'])}"
+        )
     if isinstance(hp.get("policy_kwargs"), str):
         hp["policy_kwargs"] = parse_python_kwargs(hp["policy_kwargs"], f"{where}: policy_kwargs")
     if "policy_kwargs" in hp and not isinstance(hp["policy_kwargs"], dict):
@@ -220,7 +196,7 @@ def parse_python_kwargs(text: str, where: str = "value") -> Any:
     try:
         tree = ast.parse(text.strip(), mode="eval").body
     except SyntaxError as exc:
-        raise HyperparamsError(f"{where}: cannot parse {text!r} ({exc.msg})") from None
+        raise HyperparamsError(f"{where}: cannot parse {short(text)} ({exc.msg})") from None
     return _eval_node(tree, where, text)
 
 
@@ -256,7 +232,9 @@ def _positive_int(value: Any, where: str) -> int:
             raise ValueError
         return int(f)
     except (TypeError, ValueError):
-        raise HyperparamsError(f"{where}: expected a positive integer, got {value!r}") from None
+        raise HyperparamsError(
+            f"{where}: expected a positive integer, got {short(value)}"
+        ) from None
 
 
 def _normalize(value: Any, where: str) -> dict[str, Any] | None:
@@ -275,7 +253,7 @@ def _normalize(value: Any, where: str) -> dict[str, Any] | None:
                     f"(known: {', '.join(sorted(allowed))})"
                 )
         return dict(value)
-    raise HyperparamsError(f"{where}: expected true, false or dict(...), got {value!r}")
+    raise HyperparamsError(f"{where}: expected true, false or dict(...), got {short(value)}")
 
 
 def _schedule(value: Any, where: str) -> Any:
@@ -287,11 +265,13 @@ def _schedule(value: Any, where: str) -> Any:
             x = float(initial)
         except ValueError:
             raise HyperparamsError(
-                f"{where}: expected a number or lin_<initial value>, got {value!r}"
+                f"{where}: expected a number or lin_<initial value>, got {short(value)}"
             ) from None
         return linear_schedule(x)
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise HyperparamsError(f"{where}: expected a number or lin_<initial value>, got {value!r}")
+        raise HyperparamsError(
+            f"{where}: expected a number or lin_<initial value>, got {short(value)}"
+        )
     return float(value)
 
 
@@ -309,17 +289,17 @@ def _coerce(key: str, value: Any, default: Any, where: str) -> Any:
         return value
     if isinstance(default, bool):
         if not isinstance(value, bool):
-            raise HyperparamsError(f"{where}: {key}: expected true or false, got {value!r}")
+            raise HyperparamsError(f"{where}: {key}: expected true or false, got {short(value)}")
         return value
     if isinstance(default, int | float):
         if isinstance(value, str):
             with contextlib.suppress(ValueError):
                 value = float(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise HyperparamsError(f"{where}: {key}: expected a number, got {value!r}")
+            raise HyperparamsError(f"{where}: {key}: expected a number, got {short(value)}")
         if isinstance(default, int):
             if not float(value).is_integer():
-                raise HyperparamsError(f"{where}: {key}: expected an integer, got {value!r}")
+                raise HyperparamsError(f"{where}: {key}: expected an integer, got {short(value)}")
             return int(value)
     return value
 
@@ -329,7 +309,7 @@ _MODULES = {"nn": "torch.nn", "th": "torch", "torch": "torch"}
 
 def _eval_node(node: ast.AST, where: str, text: str) -> Any:
     def bad(what: str) -> HyperparamsError:
-        return HyperparamsError(f"{where}: {what} not allowed in {text!r}")
+        return HyperparamsError(f"{where}: {what} not allowed in {short(text)}")
 
     if isinstance(node, ast.Constant):
         return node.value
@@ -363,10 +343,24 @@ def _eval_node(node: ast.AST, where: str, text: str) -> Any:
             if part.startswith("_") or not hasattr(obj, part):
                 raise HyperparamsError(f"{where}: {ast.unparse(node)} does not exist")
             obj = getattr(obj, part)
-        if not inspect.isclass(obj):
-            raise bad(f"{ast.unparse(node)!r} (only classes such as nn.ReLU)")
+        if not _allowed_class(obj):
+            raise bad(
+                f"{ast.unparse(node)!r} (only torch.nn modules such as nn.ReLU and "
+                "torch.optim optimizers)"
+            )
         return obj
     raise bad(f"the expression {ast.unparse(node)!r}")
+
+
+def _allowed_class(obj: Any) -> bool:
+    """A torch.nn module class (activations, layers) or a torch.optim optimizer class."""
+    import torch
+
+    if not inspect.isclass(obj):
+        return False
+    return issubclass(obj, torch.nn.Module | torch.optim.Optimizer) and obj.__module__.startswith(
+        ("torch.nn", "torch.optim")
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -380,10 +374,3 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "item") and callable(value.item):
         return value.item()
     return value
-
-
-def _display(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)

@@ -13,20 +13,16 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from slimrl.errors import SlimrlError
 from slimrl.io import write_text
-from slimrl.train.hyperparams import (
-    ENV_ID,
-    canonical_algo,
-    dump_zoo_yaml,
-    preprocess,
-    read_hyperparams,
-)
-from slimrl.train.runner import VAL_SEED, build_model, scenario_label
+from slimrl.runs import ENV_ID, canonical_algo
+from slimrl.scenario import load_scenario, parse_set_args
+from slimrl.train.config import MAX_EVAL_ENVS, VAL_SEED, TuneConfig
+from slimrl.train.hyperparams import dump_zoo_yaml, preprocess, read_hyperparams
+from slimrl.train.trainer import build_model, scenario_label, set_threads
 
 NET_ARCH = {
     "tiny": "dict(pi=[64], vf=[64])",
@@ -36,30 +32,6 @@ NET_ARCH = {
 Q_NET_ARCH = {"tiny": "[64]", "small": "[64, 64]", "medium": "[256, 256]"}
 ACTIVATION = {"tanh": "nn.Tanh", "relu": "nn.ReLU"}
 GAMMAS = [0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999]
-
-
-@dataclass
-class TuneConfig:
-    """Arguments of ``slimrl tune``."""
-
-    algo: str = "ppo"
-    env: str = "default"
-    n_trials: int = 20
-    n_timesteps: int = -1
-    n_evaluations: int = 5
-    eval_episodes: int = 10
-    storage: str | None = None
-    study_name: str | None = None
-    log_folder: str = "logs"
-    conf_file: str | None = None
-    set: list[str] = field(default_factory=list)
-    seed: int = 0
-    sampler: str = "tpe"
-    pruner: str = "median"
-    n_startup_trials: int = 5
-    timeout: float | None = None
-    num_threads: int = 1
-    device: str = "cpu"
 
 
 def require_optuna() -> Any:
@@ -158,7 +130,6 @@ SAMPLERS: dict[str, Callable[[Any], dict[str, Any]]] = {
 def tune(cfg: TuneConfig, echo: Callable[[str], None] = print) -> Path:
     """Run the study; returns the Zoo YAML file of the best hyperparameters."""
     optuna = require_optuna()
-    from slimrl.env.scenario import load_scenario, parse_set_args
 
     algo = canonical_algo(cfg.algo)
     base, where = read_hyperparams(algo, cfg.conf_file)
@@ -233,10 +204,9 @@ class _Objective:
         )
 
     def __call__(self, trial: Any) -> float:
-        from slimrl.train.runner import _set_threads
         from slimrl.train.vec_env import make_vec_env, wrap_normalize
 
-        _set_threads(self.cfg.num_threads)
+        set_threads(self.cfg.num_threads)
         sampled = SAMPLERS[self.algo](trial)
         trial.set_user_attr("hyperparams", sampled)
         raw = {**self.base, **sampled}
@@ -245,7 +215,7 @@ class _Objective:
         env = wrap_normalize(
             make_vec_env(self.scenario, "train", hp.n_envs, None, kw), hp.normalize
         )
-        n_eval = max(1, min(self.cfg.eval_episodes, 16))
+        n_eval = max(1, min(self.cfg.eval_episodes, MAX_EVAL_ENVS))
         eval_env = wrap_normalize(
             make_vec_env(self.scenario, "val", n_eval, VAL_SEED, kw), hp.normalize, eval_env=True
         )

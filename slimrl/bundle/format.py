@@ -6,13 +6,13 @@ lists the sha256 of every other file. The export writes it, the runtime verifies
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 from slimrl.errors import BundleError
+from slimrl.io import sha256_file
 
 SCHEMA_VERSION = 1
 FORMAT = "slimrl-policy-bundle"
@@ -20,14 +20,6 @@ MANIFEST = "manifest.json"
 ONNX_FILE = "policy.onnx"
 NPZ_FILE = "policy.npz"
 REQUIRED_KEYS = ("schema_version", "files", "observation", "action", "network")
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_manifest(bundle_dir: str | os.PathLike, verify: bool = True) -> dict[str, Any]:

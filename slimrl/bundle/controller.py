@@ -3,7 +3,7 @@
 Reproduces ``model.predict(obs, deterministic=True)`` of the exported Stable-Baselines3 model,
 VecNormalize observation normalisation included, without torch or SB3::
 
-    ctrl = Controller.load("agents/reference")
+    ctrl = Controller.load("agents/reference/ppo-fmnist-iot/bundle")
     k, bits = ctrl.decide(observation)
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from slimrl.bundle.format import NPZ_FILE, ONNX_FILE, read_manifest
 from slimrl.errors import BundleError
-from slimrl.runtime.bundle import NPZ_FILE, ONNX_FILE, read_manifest
 
 HUGE_NEG = -1e8  # SB3-contrib's masked-logit value
 # Logit gap below which float32 rounding inside torch's Categorical can tie two actions.

@@ -4,7 +4,7 @@ A reference keeps what ``slimrl evaluate`` / ``slimrl export`` need and nothing 
 model, ``SlimSplit-v0/{config.yml,args.yml,vecnormalize.pkl}``, the command line, the training
 time and the validation summary. No checkpoints, TensorBoard events or best model.
 
-    python -m slimrl.train.reference logs/ppo/default_3 ppo-default
+    python -m slimrl.runs.reference logs/ppo/default_3 ppo-default
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import yaml
 
-from slimrl.errors import SlimrlError
+from slimrl.errors import RunError, SlimrlError
 from slimrl.io import atomic_dir
 from slimrl.paths import AGENTS_DIR
-from slimrl.train.hyperparams import ENV_ID
+from slimrl.runs.layout import ENV_ID, SCENARIO_FILE
 
 REFERENCE_DIR = AGENTS_DIR / "reference"
 #: files copied (relative to the run folder) when present
@@ -31,6 +31,7 @@ KEEP = (
     f"{ENV_ID}/vecnormalize.pkl",
     "command.txt",
     "train_time.yml",
+    SCENARIO_FILE,
     "eval_val/summary.csv",
 )
 #: args.yml entries that only make sense on the machine that trained
@@ -47,7 +48,7 @@ def save_reference(run_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Pa
     """Copy the slim form of ``run_dir`` into ``out_dir`` (replaced atomically)."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if not (run_dir / f"{ENV_ID}.zip").is_file():
-        raise SlimrlError(f"{run_dir}: no final model {ENV_ID}.zip (did the run finish?)")
+        raise RunError(f"{run_dir}: no final model {ENV_ID}.zip (did the run finish?)")
     with atomic_dir(out_dir) as tmp:
         for rel in KEEP:
             src = run_dir / rel

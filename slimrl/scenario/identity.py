@@ -1,0 +1,51 @@
+"""The identity of a scenario: a digest of everything that shapes its world."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from slimrl.io import sha256_file
+from slimrl.paths import portable
+from slimrl.scenario.schema import Scenario
+from slimrl.traces import list_trace_files
+
+
+def scenario_digest(scenario: Scenario) -> str:
+    """sha256 of the resolved configuration, the same from any checkout and working directory.
+
+    It covers every resolved field (defaults filled in, overrides applied) except the name and
+    description; profile files count by content and the trace folder by its portable path,
+    pattern and the names and sizes of its files.
+    """
+    cfg = scenario.to_dict()
+    cfg.pop("name", None)
+    cfg.pop("description", None)
+    root = scenario.traces.path
+    files = [root] if root.is_file() else list_trace_files(root, scenario.traces.pattern)
+    cfg["traces"]["files"] = [
+        [f.relative_to(root).as_posix() if root.is_dir() else f.name, f.stat().st_size]
+        for f in files
+    ]
+    cfg["traces"]["path"] = portable(root)
+    cfg["model"]["profile"] = sha256_file(scenario.model.profile)
+    samples = getattr(scenario.model_profile, "samples_path", None)
+    if samples is not None and Path(samples).is_file() and scenario.model.per_sample:
+        cfg["model"]["samples"] = sha256_file(samples)
+    cfg["device"]["profile"] = sha256_file(scenario.device.profile)
+    text = json.dumps(cfg, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def changed_fields(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Dotted paths where two scenario dicts differ (for drift messages)."""
+    out = []
+    for key in sorted(set(a) | set(b), key=str):
+        va, vb = a.get(key), b.get(key)
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += changed_fields(va, vb, path)
+        elif va != vb:
+            out.append(path)
+    return out

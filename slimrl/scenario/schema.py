@@ -1,0 +1,366 @@
+"""The scenario schema: every field, its default and its check, declared once.
+
+Each section is a frozen dataclass whose fields carry their check (:mod:`slimrl.validate`);
+:meth:`slimrl.validate.Fields.build` reads a mapping into it and takes every default from here.
+Cross-field rules live in each section's ``validated`` classmethod. ``envs/README.md`` documents
+the fields for users.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from slimrl.errors import ProfileError
+from slimrl.paths import portable
+from slimrl.profiles import DeviceProfile, ModelProfile
+from slimrl.validate import (
+    Boolean,
+    Custom,
+    Fields,
+    File,
+    Nested,
+    Number,
+    String,
+    Text,
+    short,
+    spec,
+)
+
+# z-score of the 90th percentile of a standard normal
+Z90 = 1.2815515655446004
+#: most backlog slots an edge-load bank may hold (realisations x duration / resolution)
+MAX_LOAD_SLOTS = 50_000_000
+
+
+def lognormal_params(median_ms: float, p90_ms: float) -> tuple[float, float]:
+    """(mu, sigma) of a lognormal with this median and 90th percentile (sigma 0 if equal)."""
+    if median_ms <= 0:
+        raise ValueError(f"median_ms must be > 0, got {median_ms}")
+    if p90_ms < median_ms:
+        raise ValueError(f"p90_ms ({p90_ms}) must be >= median_ms ({median_ms})")
+    return math.log(median_ms), math.log(p90_ms / median_ms) / Z90
+
+
+# -- traces -------------------------------------------------------------------------------------
+def _fractions(value: Any, path: str, f: Fields) -> tuple[float, float, float]:
+    if not isinstance(value, list | tuple) or len(value) != 3:
+        raise f.error(path, f"expected 3 numbers (train, val, test), got {short(value)}")
+    fr = tuple(f.number(x, f"{path}[{i}]", ge=0, le=1) for i, x in enumerate(value))
+    if abs(sum(fr) - 1.0) > 1e-6:
+        raise f.error(path, f"expected fractions that sum to 1, got {short(value)}")
+    return fr  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TracesConfig:
+    path: Path = spec(check=File("path"))
+    pattern: str = spec("*", String())
+    fractions: tuple[float, float, float] = spec((0.7, 0.15, 0.15), Custom(_fractions))
+    scale: float = spec(1.0, Number(gt=0))
+    resolution_ms: float = spec(100.0, Number(gt=0))
+    column: str = spec("DL_bitrate", String())
+
+    @classmethod
+    def validated(cls, obj: TracesConfig, f: Fields, path: str) -> TracesConfig:
+        if obj.path.is_dir() and not any(p.is_file() for p in obj.path.rglob(obj.pattern)):
+            raise f.error(f"{path}.pattern", f"no file in {obj.path} matches {obj.pattern!r}")
+        return obj
+
+
+# -- model and device profiles ------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    profile: Path = spec(check=File())
+    per_sample: bool = spec(True, Boolean())
+
+    @classmethod
+    def validated(cls, obj: ModelConfig, f: Fields, path: str) -> ModelConfig:
+        try:
+            f.context["model_profile"] = ModelProfile.load(obj.profile, samples=obj.per_sample)
+        except ProfileError as exc:
+            raise f.error(f"{path}.profile", str(exc)) from None
+        return obj
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceConfig:
+    profile: Path = spec(check=File())
+
+    @classmethod
+    def validated(cls, obj: DeviceConfig, f: Fields, path: str) -> DeviceConfig:
+        try:
+            device = DeviceProfile.load(obj.profile)
+            device.compute_table(f.context["model_profile"])
+        except ProfileError as exc:
+            raise f.error(f"{path}.profile", str(exc)) from None
+        f.context["device_profile"] = device
+        return obj
+
+
+# -- edge -----------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class ServiceConfig:
+    """Edge decoder/tail time: lognormal from median and p90, or per mode from the model profile."""
+
+    median_ms: float | None = spec(None, Number(gt=0))
+    p90_ms: float | None = spec(None, Number(gt=0))
+    from_model: str | None = spec(None, String())
+    p90_over_median: float | None = spec(None, Number(ge=1))
+
+    @classmethod
+    def validated(cls, obj: ServiceConfig, f: Fields, path: str) -> ServiceConfig:
+        model: ModelProfile = f.context["model_profile"]
+        if obj.from_model is not None:
+            for key in ("median_ms", "p90_ms"):
+                if getattr(obj, key) is not None:
+                    raise f.error(f"{path}.{key}", f"not allowed with {path}.from_model")
+            col = obj.from_model
+            if col not in model.columns:
+                have = ", ".join(model.edge_columns) or "none"
+                raise f.error(
+                    f"{path}.from_model",
+                    f"the model profile has no column {col!r} (edge columns: {have})",
+                )
+            if (model.columns[col] <= 0).any():
+                raise f.error(f"{path}.from_model", f"column {col!r} must be > 0 in every mode")
+            ratio = 1.0 if obj.p90_over_median is None else obj.p90_over_median
+            return dataclasses.replace(obj, p90_over_median=ratio)
+        for key in ("median_ms", "p90_ms"):
+            if getattr(obj, key) is None:
+                raise f.error(f"{path}.{key}", f"missing (or give {path}.from_model)")
+        if obj.p90_over_median is not None:
+            raise f.error(f"{path}.p90_over_median", "only valid with from_model")
+        f.number(obj.p90_ms, f"{path}.p90_ms", ge=obj.median_ms)
+        return obj
+
+
+@dataclass(frozen=True)
+class LoadState:
+    """One state of the modulating chain: arrival rate (requests/s) and mean dwell time (s)."""
+
+    name: str
+    rate_per_s: float
+    dwell_s: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class _StateFields:
+    rate_per_s: float = spec(check=Number(ge=0))
+    dwell_s: float = spec(check=Number(gt=0))
+
+
+def _states(value: Any, path: str, f: Fields) -> tuple[LoadState, ...]:
+    if not isinstance(value, Mapping) or not value:
+        raise f.error(
+            path,
+            "expected a mapping name -> {rate_per_s, dwell_s} with at least one state, "
+            f"got {short(value)}",
+        )
+    out = []
+    for name, body in value.items():
+        st = f.build(_StateFields, body, f"{path}.{name}")
+        out.append(LoadState(str(name), st.rate_per_s, st.dwell_s))
+    return tuple(out)
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobSize:
+    """Lognormal work (ms) each request of another tenant brings."""
+
+    median_ms: float = spec(check=Number(gt=0))
+    p90_ms: float = spec(check=Number(gt=0))
+
+    @classmethod
+    def validated(cls, obj: JobSize, f: Fields, path: str) -> JobSize:
+        f.number(obj.p90_ms, f"{path}.p90_ms", ge=obj.median_ms)
+        return obj
+
+
+@dataclass(frozen=True, kw_only=True)
+class EdgeLoadSpec:
+    """Everything that determines a bank of other tenants' backlog realisations (a cache key)."""
+
+    states: tuple[LoadState, ...] = spec(check=Custom(_states))
+    job: JobSize | None = spec(None, Nested(JobSize))
+    realisations: int = spec(16, Number(ge=1, le=1024, integer=True))
+    duration_s: float = spec(600.0, Number(gt=0))
+    resolution_ms: float = spec(10.0, Number(gt=0))
+    seed: int = spec(0, Number(ge=0, integer=True))
+
+    @classmethod
+    def validated(cls, obj: EdgeLoadSpec, f: Fields, path: str) -> EdgeLoadSpec:
+        if obj.n_slots * obj.realisations > MAX_LOAD_SLOTS:
+            raise f.error(
+                path,
+                "realisations x duration_s / resolution_ms is too large "
+                f"(> {MAX_LOAD_SLOTS // 1_000_000} million slots)",
+            )
+        return obj
+
+    @property
+    def n_slots(self) -> int:
+        return max(1, int(round(self.duration_s * 1000.0 / self.resolution_ms)))
+
+    @property
+    def utilisation(self) -> float:
+        """Long-run mean load offered by the other tenants (work per unit time)."""
+        mu, sigma = lognormal_params(self.job.median_ms, self.job.p90_ms)
+        mean_job_s = math.exp(mu + 0.5 * sigma * sigma) / 1000.0
+        w = sum(s.dwell_s for s in self.states)
+        return sum(s.dwell_s * s.rate_per_s for s in self.states) / w * mean_job_s
+
+
+@dataclass(frozen=True, kw_only=True)
+class EdgeConfig:
+    service: ServiceConfig = spec(check=Nested(ServiceConfig))
+    load: EdgeLoadSpec | None = field(
+        default=None, metadata={"check": Nested(EdgeLoadSpec), "keep_none": True}
+    )
+
+    @classmethod
+    def validated(cls, obj: EdgeConfig, f: Fields, path: str) -> EdgeConfig:
+        load = obj.load
+        if load is None or load.job is not None:
+            return obj
+        svc = obj.service
+        if svc.median_ms is None:
+            raise f.error(f"{path}.load.job", "missing (required when the service is from_model)")
+        job = JobSize(median_ms=svc.median_ms, p90_ms=svc.p90_ms)
+        return dataclasses.replace(obj, load=dataclasses.replace(load, job=job))
+
+
+# -- link, arrivals, reward, observation, modes -------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class LinkConfig:
+    base_delay_ms: float = spec(0.0, Number(ge=0))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArrivalConfig:
+    mode: str = spec("closed", String(("closed", "periodic")))
+    fps: float | None = spec(None, Number(gt=0))
+
+    @classmethod
+    def validated(cls, obj: ArrivalConfig, f: Fields, path: str) -> ArrivalConfig:
+        if obj.mode == "periodic" and obj.fps is None:
+            raise f.error(f"{path}.fps", f"missing (required when {path}.mode is periodic)")
+        return obj
+
+
+@dataclass(frozen=True, kw_only=True)
+class RewardConfig:
+    accuracy: float = spec(1.0, Number(ge=0))
+    miss_penalty: float = spec(1.0, Number(ge=0))
+    energy: float = spec(0.0, Number(ge=0))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObservationConfig:
+    history: int = spec(4, Number(ge=1, le=64, integer=True))
+    max_mbps: float = spec(1000.0, Number(gt=0))
+    max_time_s: float = spec(10.0, Number(gt=0))
+
+
+def _mode_list(attr: str, value: Any, path: str, f: Fields) -> tuple[int, ...]:
+    allowed = getattr(f.context["model_profile"], attr)
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list | tuple) or not value:
+        raise f.error(
+            path, f"expected a non-empty list of values from {list(allowed)}, got {short(value)}"
+        )
+    out = []
+    for i, v in enumerate(value):
+        if isinstance(v, bool) or not isinstance(v, int) or v not in allowed:
+            raise f.error(
+                f"{path}[{i}]",
+                f"expected one of {list(allowed)} (the model profile's), got {short(v)}",
+            )
+        out.append(v)
+    return tuple(sorted(set(out)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModesConfig:
+    """Allowed modes (None: every mode of the model profile)."""
+
+    k: tuple[int, ...] | None = spec(None, Custom(partial(_mode_list, "ks")))
+    bits: tuple[int, ...] | None = spec(None, Custom(partial(_mode_list, "bits")))
+
+    @classmethod
+    def validated(cls, obj: ModesConfig, f: Fields, path: str) -> ModesConfig:
+        model: ModelProfile = f.context["model_profile"]
+        return ModesConfig(
+            k=tuple(model.ks) if obj.k is None else obj.k,
+            bits=tuple(model.bits) if obj.bits is None else obj.bits,
+        )
+
+
+# -- the scenario -------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class Scenario:
+    """A validated scenario: absolute paths, every default filled in, profiles loaded."""
+
+    name: str = spec("scenario", String())
+    description: str = spec("", Text())
+    traces: TracesConfig = spec(check=Nested(TracesConfig))
+    model: ModelConfig = spec(check=Nested(ModelConfig))
+    device: DeviceConfig = spec(check=Nested(DeviceConfig))
+    edge: EdgeConfig = spec(check=Nested(EdgeConfig))
+    link: LinkConfig = spec(LinkConfig(), Nested(LinkConfig))
+    arrival: ArrivalConfig = spec(ArrivalConfig(), Nested(ArrivalConfig))
+    deadline_ms: float = spec(check=Number(gt=0))
+    reward: RewardConfig = spec(RewardConfig(), Nested(RewardConfig))
+    episode_length: int = spec(500, Number(ge=1, integer=True))
+    observation: ObservationConfig = spec(ObservationConfig(), Nested(ObservationConfig))
+    modes: ModesConfig = spec(ModesConfig(), Nested(ModesConfig))
+    #: the YAML file it was read from (None for a mapping)
+    path: Path | None = None
+    model_profile: ModelProfile = field(compare=False, repr=False, default=None)
+    device_profile: DeviceProfile = field(compare=False, repr=False, default=None)
+
+    @classmethod
+    def validated(cls, obj: Scenario, f: Fields, path: str) -> Scenario:
+        return dataclasses.replace(
+            obj,
+            model_profile=f.context["model_profile"],
+            device_profile=f.context["device_profile"],
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved configuration (every default filled in), YAML-ready.
+
+        Paths under the slimrl root are written relative to it, so saved runs and bundles move
+        between machines; other paths are absolute. ``load_scenario`` accepts the result (saved
+        as a YAML file or as a mapping) unchanged.
+        """
+        return _plain(self)
+
+
+def _plain(obj: Any) -> Any:
+    """A schema object as plain YAML data: checked fields only, ``None`` fields left out."""
+    if isinstance(obj, LoadState):
+        return {"rate_per_s": obj.rate_per_s, "dwell_s": obj.dwell_s}
+    if dataclasses.is_dataclass(obj):
+        out: dict[str, Any] = {}
+        for fd in dataclasses.fields(obj):
+            if fd.metadata.get("check") is None:
+                continue
+            value = getattr(obj, fd.name)
+            if value is None and not fd.metadata.get("keep_none"):
+                continue
+            out[fd.name] = _plain(value)
+        return out
+    if isinstance(obj, tuple) and obj and isinstance(obj[0], LoadState):
+        return {s.name: _plain(s) for s in obj}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, Path):
+        return portable(obj)
+    return obj

@@ -1,0 +1,368 @@
+"""One training run: validate, build the envs and the model, train, save, compare.
+
+Runs land in ``<log folder>/<algo>/<scenario>_<N>/`` (the RL Baselines3 Zoo layout, owned by
+:mod:`slimrl.runs`). Everything that can be wrong with the scenario or the hyperparameters is
+checked (envs and model built) before the run folder is created.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import slimrl
+from slimrl.errors import HyperparamsError, RunError, SlimrlError
+from slimrl.evaluate import print_summary, run_evaluation
+from slimrl.paths import ENVS_DIR, resolve_scenario
+from slimrl.runs import ENV_ID, algo_class, canonical_algo, next_run_dir
+from slimrl.runs.layout import (
+    ARGS_FILE,
+    CHECKPOINT_PREFIX,
+    CHECKPOINTS_DIR,
+    CONFIG_FILE,
+    EVALUATIONS_FILE,
+    MODEL_FILE,
+    PARAMS_DIR,
+    VECNORMALIZE_FILE,
+)
+from slimrl.runs.reference import reference_dir, save_reference
+from slimrl.runs.write import append_wall_time, latest_checkpoint, save_model, write_run_files
+from slimrl.runs.zoo_yaml import read_zoo_yaml
+from slimrl.scenario import Scenario, load_scenario, parse_set_args, scenario_digest
+from slimrl.train.config import MAX_EVAL_ENVS, VAL_SEED, TrainConfig, command_line
+from slimrl.train.hyperparams import Hyperparams, load_hyperparams
+
+#: heuristics and references the final evaluation compares the run with
+FINAL_POLICIES = ("paper-ewma", "tuned-threshold", "rate-threshold", "oracle")
+
+
+@dataclass
+class Prepared:
+    """Everything built before training: validated inputs, envs and the model."""
+
+    cfg: TrainConfig
+    hp: Hyperparams
+    scenario: Any
+    scenario_label: str
+    overrides: dict[str, Any]
+    env_kwargs: dict[str, Any]
+    n_timesteps: int
+    n_envs: int
+    env: Any
+    eval_env: Any
+    model: Any
+    run_dir: Path
+    resumed_from: Path | None = None
+
+
+# -- public API -----------------------------------------------------------------------------------
+
+
+def train(cfg: TrainConfig, echo: Callable[[str], None] = print) -> Path:
+    """Train as ``cfg`` says; returns the run folder."""
+    if not cfg.command:
+        cfg.command = command_line(cfg)
+    if cfg.resume:
+        cfg = resume_config(cfg)
+    return run(prepare(cfg, echo), echo)
+
+
+def prepare(cfg: TrainConfig, echo: Callable[[str], None] = print) -> Prepared:
+    """Validate the scenario and hyperparameters, build the envs and the model (no folder yet)."""
+    from slimrl.train.vec_env import make_vec_env, wrap_normalize
+
+    set_threads(cfg.num_threads)
+    algo = canonical_algo(cfg.algo)
+    if cfg.resume:
+        run_dir = Path(cfg.resume)
+        hp = load_hyperparams(algo, _saved_hyperparams(run_dir), cfg.hyperparams)  # as trained
+    else:
+        hp = load_hyperparams(algo, cfg.conf_file, cfg.hyperparams)
+    scenario_arg = cfg.env or "default"
+    overrides = {**(hp.env_kwargs.get("overrides") or {}), **parse_set_args(cfg.set)}
+    label = scenario_label(scenario_arg)
+    if cfg.resume and (Path(cfg.resume) / "scenario.yml").is_file():
+        scenario = load_scenario(Path(cfg.resume) / "scenario.yml")  # as it was trained
+    else:
+        scenario = load_scenario(scenario_arg, overrides or None)
+    # what gym.make("SlimSplit-v0", **env_kwargs) needs to rebuild this env (args.yml)
+    env_kwargs = {k: v for k, v in hp.env_kwargs.items() if k not in ("scenario", "overrides")}
+    env_kwargs["scenario"] = label
+    if overrides:
+        env_kwargs["overrides"] = overrides
+    # the vector envs get the loaded scenario, overrides applied
+    make_kwargs = {k: v for k, v in env_kwargs.items() if k not in ("scenario", "overrides")}
+
+    n_timesteps = cfg.n_timesteps if cfg.n_timesteps > 0 else hp.n_timesteps
+    n_envs = cfg.n_envs if cfg.n_envs > 0 else hp.n_envs
+    run_dir = Path(cfg.resume) if cfg.resume else next_run_dir(cfg.log_folder, algo, scenario.name)
+
+    env = make_vec_env(scenario, "train", n_envs, cfg.seed, make_kwargs)
+    n_eval = max(1, min(cfg.eval_episodes, MAX_EVAL_ENVS))
+    try:
+        eval_env = make_vec_env(scenario, "val", n_eval, VAL_SEED, make_kwargs)
+    except SlimrlError as exc:
+        raise type(exc)(f"validation split: {exc}") from None
+    resumed_from = None
+    if cfg.resume:
+        ckpt, stats = latest_checkpoint(run_dir)
+        env = wrap_normalize(env, hp.normalize, stats_path=stats)
+        eval_env = wrap_normalize(eval_env, hp.normalize, eval_env=True, stats_path=stats)
+        model = algo_class(algo).load(str(ckpt), env=env, device=cfg.device)
+        env.seed(cfg.seed + model.num_timesteps)
+        resumed_from = ckpt
+    else:
+        env = wrap_normalize(env, hp.normalize)
+        eval_env = wrap_normalize(eval_env, hp.normalize, eval_env=True)
+        model = build_model(hp, env, cfg.seed, cfg.device)
+    return Prepared(
+        cfg,
+        hp,
+        scenario,
+        label,
+        overrides,
+        env_kwargs,
+        n_timesteps,
+        n_envs,
+        env,
+        eval_env,
+        model,
+        run_dir,
+        resumed_from,
+    )
+
+
+def build_model(hp: Hyperparams, env: Any, seed: int, device: str = "cpu") -> Any:
+    """The algorithm with ``hp``'s arguments; constructor errors name the hyperparameter file."""
+    cls = algo_class(hp.algo)
+    try:
+        return cls(env=env, seed=seed, verbose=0, device=device, **hp.model_kwargs)
+    except (TypeError, ValueError, AssertionError, KeyError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise HyperparamsError(f"{hp.source}: {cls.__name__} rejects these values: {msg}") from None
+
+
+def run(p: Prepared, echo: Callable[[str], None] = print) -> Path:
+    """Train a prepared run, save it, evaluate it on the validation split."""
+    from stable_baselines3.common.callbacks import CheckpointCallback, ProgressBarCallback
+
+    from slimrl.train.callbacks import (
+        InfoMetricsCallback,
+        SaveVecNormalizeCallback,
+        ValidationCallback,
+    )
+
+    cfg, model, run_dir = p.cfg, p.model, p.run_dir
+    params_dir = run_dir / PARAMS_DIR
+    write_files(p)
+    model.set_logger(_make_logger(run_dir, cfg.tensorboard_log, p.scenario.name))
+
+    algo = canonical_algo(cfg.algo)
+    callbacks: list[Any] = []
+    if cfg.progress:
+        callbacks.append(ProgressBarCallback())
+    callbacks.append(InfoMetricsCallback(min_frames=max(2000, 2 * p.n_envs)))
+    if cfg.save_freq > 0:
+        callbacks.append(
+            CheckpointCallback(
+                save_freq=max(cfg.save_freq // p.n_envs, 1),
+                save_path=str(run_dir / CHECKPOINTS_DIR),
+                name_prefix=CHECKPOINT_PREFIX,
+                save_vecnormalize=True,
+            )
+        )
+    validation = None
+    if cfg.eval_freq > 0:
+        validation = ValidationCallback(
+            p.eval_env,
+            eval_seed=VAL_SEED,
+            use_masking=algo == "maskable_ppo",
+            print_fn=echo if cfg.verbose >= 1 else None,
+            callback_on_new_best=SaveVecNormalizeCallback(params_dir / VECNORMALIZE_FILE),
+            n_eval_episodes=cfg.eval_episodes,
+            eval_freq=max(cfg.eval_freq // p.n_envs, 1),
+            log_path=str(run_dir),
+            best_model_save_path=str(run_dir),
+            deterministic=True,
+            verbose=0,
+        )
+        if p.resumed_from is not None:
+            validation.load_history(run_dir / EVALUATIONS_FILE)
+        callbacks.append(validation)
+
+    remaining = p.n_timesteps - (model.num_timesteps if p.resumed_from else 0)
+    if p.resumed_from is not None:
+        echo(f"Resuming {run_dir} from {p.resumed_from.name} at {model.num_timesteps:,} steps")
+    echo(
+        f"Training {type(model).__name__} on {p.scenario_label} ({p.n_envs} envs, "
+        f"{p.n_timesteps:,} steps) -> {run_dir}"
+    )
+    t0 = time.perf_counter()
+    interrupted = False
+    try:
+        if remaining > 0:
+            model.learn(
+                total_timesteps=remaining,
+                callback=callbacks,
+                reset_num_timesteps=p.resumed_from is None,
+                progress_bar=False,
+            )
+    except KeyboardInterrupt:
+        interrupted = True
+        for cb in callbacks:
+            if isinstance(cb, ProgressBarCallback) and hasattr(cb, "pbar"):
+                cb.pbar.close()
+    wall = time.perf_counter() - t0
+    save_model(model, run_dir, checkpoint=interrupted)
+    append_wall_time(run_dir, wall, model.num_timesteps)
+    p.env.close()
+    if interrupted:
+        echo(
+            f"Interrupted at {model.num_timesteps:,} steps; saved. Continue with: "
+            f"slimrl train --resume {run_dir}"
+        )
+        raise KeyboardInterrupt
+    echo(f"Saved {run_dir / MODEL_FILE} ({model.num_timesteps:,} steps, {wall:.0f} s)")
+    if validation is not None and validation.evaluations_results:
+        echo(f"Best validation reward: {validation.best_mean_reward:.2f} per episode")
+
+    if cfg.final_eval:
+        final_evaluation(
+            run_dir,
+            p.scenario,
+            episodes=cfg.final_eval_episodes,
+            progress=cfg.progress,
+            echo=echo,
+        )
+    if cfg.save_reference:
+        out = save_reference(run_dir, reference_dir(cfg.save_reference))
+        echo(f"Reference copy: {out}")
+    return run_dir
+
+
+def final_evaluation(
+    run_dir: Path,
+    scenario: Scenario | str,
+    episodes: int | None = None,
+    progress: bool = True,
+    echo: Callable[[str], None] = print,
+    policies: Sequence[str] = FINAL_POLICIES,
+    split: str = "val",
+) -> Any:
+    """Compare the run with the heuristics and the oracle on ``split`` (table: RUN/eval_<split>)."""
+    out = Path(run_dir) / f"eval_{split}"
+    df = run_evaluation(
+        scenario,
+        split,
+        [str(run_dir), *policies],
+        out,
+        episodes=episodes,
+        seed=0,
+        progress=progress,
+    )
+    echo(f"\nValidation split ({split}), {out}:")
+    print_summary(df)
+    return df
+
+
+# -- run folder -----------------------------------------------------------------------------------
+
+
+def scenario_label(name_or_path: str) -> str:
+    """A shipped scenario's name (portable), else the scenario file's absolute path."""
+    path = resolve_scenario(name_or_path)
+    if path.parent == ENVS_DIR.resolve():
+        return path.stem
+    return str(path)
+
+
+def write_files(p: Prepared) -> None:
+    """The run's ``config.yml``, ``args.yml``, ``command.txt`` and ``scenario.yml``."""
+    config = dict(p.hp.raw)
+    config["n_timesteps"] = p.n_timesteps
+    config["n_envs"] = p.n_envs
+    cfg = p.cfg
+    args = {k: v for k, v in asdict(cfg).items() if k not in ("command", "env", "resume")}
+    args.update(
+        algo=canonical_algo(cfg.algo),
+        env=ENV_ID,
+        scenario=p.scenario_label,
+        scenario_digest=scenario_digest(p.scenario),
+        env_kwargs=p.env_kwargs,
+        n_timesteps=p.n_timesteps,
+        n_envs=p.n_envs,
+        conf_file=str(cfg.conf_file) if cfg.conf_file else None,
+        hyperparams=cfg.hyperparams or None,
+        log_folder=str(cfg.log_folder),
+        trained_agent=str(p.resumed_from) if p.resumed_from else "",
+        slimrl_version=slimrl.__version__,
+    )
+    write_run_files(
+        p.run_dir,
+        config,
+        args,
+        shlex.join(cfg.command or command_line(cfg)),
+        p.scenario,
+        append_command=p.resumed_from is not None,
+    )
+
+
+def resume_config(cfg: TrainConfig) -> TrainConfig:
+    """The saved arguments of the run in ``cfg.resume``, with the total steps ``cfg`` asks for."""
+    run_dir = Path(cfg.resume)
+    args_file = run_dir / PARAMS_DIR / ARGS_FILE
+    if not args_file.is_file():
+        raise RunError(f"--resume {run_dir}: not a slimrl run folder (no {ENV_ID}/{ARGS_FILE})")
+    try:
+        args = read_zoo_yaml(args_file)
+    except SlimrlError as exc:
+        raise RunError(f"--resume {run_dir}: {exc}") from None
+    keys = ("algo", "seed", "eval_freq", "eval_episodes", "n_envs", "log_folder", "save_freq")
+    saved = {k: args[k] for k in keys if args.get(k) is not None}
+    return _resumed(cfg, args, saved)
+
+
+def _resumed(cfg: TrainConfig, args: Mapping[str, Any], saved: Mapping[str, Any]) -> TrainConfig:
+    values = {**asdict(cfg), **saved}
+    values.update(
+        env=str(args.get("scenario", cfg.env)),
+        n_timesteps=cfg.n_timesteps if cfg.n_timesteps > 0 else int(args.get("n_timesteps", -1)),
+        conf_file=None,
+        tensorboard_log=cfg.tensorboard_log or str(args.get("tensorboard_log") or ""),
+        set=list(args.get("set") or []),
+        hyperparams={},
+        resume=str(cfg.resume),
+    )
+    return TrainConfig(**values)
+
+
+def _saved_hyperparams(run_dir: Path) -> dict[str, Any]:
+    """A resumed run's ``config.yml`` (one env's hyperparameters)."""
+    config = run_dir / PARAMS_DIR / CONFIG_FILE
+    if not config.is_file():
+        raise RunError(f"--resume {run_dir}: no {ENV_ID}/{CONFIG_FILE}")
+    return read_zoo_yaml(config)
+
+
+def _make_logger(run_dir: Path, tensorboard_log: str, name: str) -> Any:
+    from stable_baselines3.common.logger import Logger, make_output_format
+
+    tb_dir = Path(tensorboard_log) / ENV_ID / run_dir.name if tensorboard_log else run_dir / "tb"
+    tb_dir.mkdir(parents=True, exist_ok=True)
+    formats = [
+        make_output_format("csv", str(run_dir)),
+        make_output_format("tensorboard", str(tb_dir)),
+    ]
+    return Logger(folder=str(run_dir), output_formats=formats)
+
+
+def set_threads(n: int) -> None:
+    """Torch's intra-op threads (``n <= 0``: leave torch's default)."""
+    if n and n > 0:
+        import torch
+
+        torch.set_num_threads(int(n))
