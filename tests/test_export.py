@@ -147,7 +147,7 @@ def test_parity_onnx_numpy_sb3_on_env_observations(ppo_run, ppo_bundle):
     assert np.array_equal(a_np, sb3)
     assert np.array_equal(a_onnx, sb3)
     ctrl = Controller.load(ppo_bundle)
-    single = [ctrl.act(o) for o in obs[:2000]]  # the fast single-observation path
+    single = [ctrl.flat_action(o) for o in obs[:2000]]  # the fast single-observation path
     assert np.array_equal(single, sb3[:2000])
     assert len(set(sb3.tolist())) >= 1
 
@@ -173,7 +173,7 @@ def test_other_algorithms(tmp_path, algo, action_space, normalize):
         assert np.array_equal(chosen, ctrl.flat_index(sb3_actions(run, obs, masks)))
         ks = {ctrl.action_table[a][0] for a in chosen}
         assert ks <= {1, 2, 4}
-        assert ctrl.act(obs[0], masks[0]) == chosen[0]
+        assert ctrl.flat_action(obs[0], masks[0]) == chosen[0]
 
 
 def _untrained(policy_kwargs=None, algo="PPO", **env_kwargs):

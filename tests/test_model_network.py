@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from slimrl.errors import ModelError  # noqa: E402
-from slimrl.model import payload_size  # noqa: E402
-from slimrl.model.checkpoint import DEFAULT_WEIGHTS, load_model, load_pretrained, save_model  # noqa: E402
-from slimrl.model.network import SlimmableSplitModel  # noqa: E402
-from slimrl.paths import ENVS_DIR  # noqa: E402
+from slimrl.errors import ModelError
+from slimrl.model import payload_size
+from slimrl.model.checkpoint import DEFAULT_WEIGHTS, load_model, load_pretrained, save_model
+from slimrl.model.network import SlimmableSplitModel
+from slimrl.paths import ENVS_DIR
 
 SHIPPED_PROFILE = ENVS_DIR / "profiles" / "models" / "fmnist-slimmable.csv"
 
@@ -183,7 +182,6 @@ def test_first_checkpoint_format_still_loads(tmp_path):
 # ---- shipped weights and profile -----------------------------------------------------------------
 
 
-@pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="no shipped weights")
 def test_shipped_weights_load_and_card_matches_profile():
     from slimrl.model.card import card_accuracy
 
@@ -199,7 +197,6 @@ def test_shipped_weights_load_and_card_matches_profile():
     assert row.accuracy == pytest.approx(full, abs=1e-4)
 
 
-@pytest.mark.skipif(not SHIPPED_PROFILE.is_file(), reason="no shipped profile")
 def test_shipped_profile_is_consistent():
     profile = pd.read_csv(SHIPPED_PROFILE)
     assert list(profile.columns[:4]) == ["k", "bits", "accuracy", "payload_bytes"]

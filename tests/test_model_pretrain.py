@@ -8,11 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-pytest.importorskip("torch")
-
-from slimrl.cli import main  # noqa: E402
-from slimrl.errors import DataError  # noqa: E402
-from slimrl.model.data import IMAGE_MAGIC, LABEL_MAGIC, default_data_dir  # noqa: E402
+from slimrl.cli import main
+from slimrl.errors import DataError
+from slimrl.model.data import IMAGE_MAGIC, LABEL_MAGIC, default_data_dir
 
 
 def _idx(magic: int, arr: np.ndarray) -> bytes:

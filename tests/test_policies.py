@@ -13,9 +13,9 @@ from slimrl.policies import (
     ModeTable,
     Oracle,
     PaperEWMA,
-    Policy,
     RateThreshold,
     make_policy,
+    policy_names,
     static_names,
     to_env_action,
 )
@@ -51,10 +51,20 @@ def test_mode_table_matches_env(env, table):
     assert to_env_action(7, table, multidiscrete=False) == 7
 
 
-def test_every_policy_follows_the_protocol(env):
-    for name in ["static:2,3", "random", "paper-ewma", "rate-threshold", "oracle"]:
+def test_every_registered_policy_acts_in_the_allowed_modes(env, table):
+    """Every name in the policy table builds, and over an episode picks only allowed modes."""
+    names = ["static:2,3" if u.startswith("static") else u.split("[")[0] for u in policy_names()]
+    assert {"static:2,3", "random", "paper-ewma", "rate-threshold", "oracle"} <= set(names)
+    allowed = np.flatnonzero(table.allowed)
+    for name in names:
         p = make_policy(name, env)
-        assert isinstance(p, Policy) and p.name == name
+        assert p.name == name
+        obs, info = env.reset(seed=1)
+        p.reset()
+        for _ in range(30):
+            a = p.act(obs, info)
+            assert a in allowed, (name, a)
+            obs, _r, _t, _tr, info = env.step(a)
 
 
 def test_static_and_single_env_loop(env):

@@ -91,8 +91,6 @@ def test_short_run_writes_the_zoo_layout(tmp_path, algo):
 
 
 def test_evaluate_lists_the_trained_run(tmp_path):
-    if importlib.util.find_spec("slimrl.cli.evaluate") is None:
-        pytest.skip("the evaluation room (slimrl evaluate) is not there yet")
     run = _train(tmp_path, "ppo", 512)
     out = tmp_path / "eval"
     code = main(

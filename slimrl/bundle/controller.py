@@ -225,9 +225,9 @@ class Controller:
         ``mask`` (maskable runs only): valid actions in MaskablePPO's format; by default the
         modes the bundle's scenario allows.
         """
-        return self.action_table[self.act(obs, mask)]
+        return self.action_table[self.flat_action(obs, mask)]
 
-    def act(self, obs: np.ndarray, mask: np.ndarray | None = None) -> int:
+    def flat_action(self, obs: np.ndarray, mask: np.ndarray | None = None) -> int:
         """Flat action index (k-major) for one observation."""
         if self._session is not None:
             return int(

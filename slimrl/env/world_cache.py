@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from slimrl.env.dynamics import World
+from slimrl.errors import ScenarioError
 from slimrl.scenario import Scenario
 from slimrl.traces import SPLITS, TraceSet, list_trace_files
 
@@ -36,8 +37,6 @@ def load_traces(
 ) -> TraceSet:
     """The scenario's trace set (``split`` None for all files), cached per process."""
     if split is not None and split not in SPLITS:
-        from slimrl.errors import ScenarioError
-
         raise ScenarioError(f"split: expected None or one of {', '.join(SPLITS)}, got {split!r}")
     path, pattern = trace_source(scenario, trace_dir)
     tc = scenario.traces

@@ -25,7 +25,7 @@ import pandas as pd
 from slimrl.env.vector import SlimSplitVectorEnv
 from slimrl.errors import PolicyError
 from slimrl.evaluate import plots as P
-from slimrl.evaluate.metrics import per_trace, summarize
+from slimrl.evaluate.metrics import per_trace, summary_table
 from slimrl.evaluate.rollout import EpisodePlan, plan_episodes, simulate
 from slimrl.evaluate.search import search_threshold
 from slimrl.io import atomic_dir
@@ -117,11 +117,11 @@ def run_evaluation(
     steps = _steps_frame(out.steps, [p.name for p in everyone], plan, world.trace_names)
     statics = [p.name for p in everyone if p.name.startswith("static:")]
     refs = [n for n in (ORACLE,) if n not in names]
-    _, best_static = summarize(steps, [ORACLE], statics, ORACLE, seed=seed)
+    _, best_static = summary_table(steps, [ORACLE], statics, ORACLE, seed=seed)
     if best_static not in names:
         refs.append(best_static)
     reported = names + refs
-    summary, best_static = summarize(steps, reported, statics, ORACLE, refs, seed=seed)
+    summary, best_static = summary_table(steps, reported, statics, ORACLE, refs, seed=seed)
 
     if out_dir is not None:
         meta = {

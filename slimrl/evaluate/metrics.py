@@ -86,7 +86,7 @@ def per_policy(steps: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def summarize(
+def summary_table(
     steps: pd.DataFrame,
     order: Sequence[str],
     static_names: Sequence[str],

@@ -183,7 +183,7 @@ def export_model(
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
         if n_parity > 0:
             ctrl = Controller.load(tmp)
-            policy = lambda o: ctrl.env_action(ctrl.act(o))  # noqa: E731
+            policy = lambda o: ctrl.env_action(ctrl.flat_action(o))  # noqa: E731
             obs, masks = draw_observations(env, n_parity, seed, policy, net.maskable)
             parity = measure_parity(model, stats, tmp, obs, masks)
             manifest["parity"] = parity

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from slimrl.errors import DataError
+from slimrl.paths import ROOT
 
 ENV_VAR = "SLIMRL_FMNIST_DIR"
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -60,8 +61,6 @@ class FashionMNIST:
 
 def candidate_dirs() -> list[Path]:
     """Folders searched when no ``--data`` is given, in order."""
-    from slimrl.paths import ROOT
-
     dirs = []
     if os.environ.get(ENV_VAR):
         dirs.append(Path(os.environ[ENV_VAR]))

@@ -24,6 +24,7 @@ from torch import nn
 
 from slimrl.errors import ModelError
 from slimrl.io import atomic_path
+from slimrl.model.card import write_model_card
 from slimrl.model.checkpoint import WEIGHTS_NAME, save_model
 from slimrl.model.data import MEAN, STD, FashionMNIST, load_fashion_mnist
 from slimrl.model.network import (
@@ -383,8 +384,6 @@ def pretrain(
 
     ``teacher_path`` reuses a teacher saved by an earlier run (``<out>/teacher.pt``)."""
     from torch.utils.tensorboard import SummaryWriter
-
-    from slimrl.model.card import write_model_card
 
     recipe = recipe or Recipe()
     t0 = time.perf_counter()

@@ -93,10 +93,10 @@ def compare_log(
         ok = row["error"] is None and row["e2e_ms"] is not None
         row["e2e_error_ms"] = row["sim_e2e_ms"] - row["e2e_ms"] if ok else None
         rows.append(row)
-    return rows, summarize(rows), meta
+    return rows, compare_summary(rows), meta
 
 
-def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def compare_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     ok = [r for r in rows if r["e2e_error_ms"] is not None]
     err = np.array([r["e2e_error_ms"] for r in ok], dtype=float)
     summary: dict[str, Any] = {

@@ -33,8 +33,10 @@ from slimrl.runs.reference import reference_dir, save_reference
 from slimrl.runs.write import append_wall_time, latest_checkpoint, save_model, write_run_files
 from slimrl.runs.zoo_yaml import read_zoo_yaml
 from slimrl.scenario import Scenario, load_scenario, parse_set_args, scenario_digest
+from slimrl.train.callbacks import InfoMetricsCallback, SaveVecNormalizeCallback, ValidationCallback
 from slimrl.train.config import MAX_EVAL_ENVS, VAL_SEED, TrainConfig, command_line
 from slimrl.train.hyperparams import Hyperparams, load_hyperparams
+from slimrl.train.vec_env import make_vec_env, wrap_normalize
 
 #: heuristics and references the final evaluation compares the run with
 FINAL_POLICIES = ("paper-ewma", "tuned-threshold", "rate-threshold", "oracle")
@@ -73,8 +75,6 @@ def train(cfg: TrainConfig, echo: Callable[[str], None] = print) -> Path:
 
 def prepare(cfg: TrainConfig, echo: Callable[[str], None] = print) -> Prepared:
     """Validate the scenario and hyperparameters, build the envs and the model (no folder yet)."""
-    from slimrl.train.vec_env import make_vec_env, wrap_normalize
-
     set_threads(cfg.num_threads)
     algo = canonical_algo(cfg.algo)
     if cfg.resume:
@@ -149,12 +149,6 @@ def build_model(hp: Hyperparams, env: Any, seed: int, device: str = "cpu") -> An
 def run(p: Prepared, echo: Callable[[str], None] = print) -> Path:
     """Train a prepared run, save it, evaluate it on the validation split."""
     from stable_baselines3.common.callbacks import CheckpointCallback, ProgressBarCallback
-
-    from slimrl.train.callbacks import (
-        InfoMetricsCallback,
-        SaveVecNormalizeCallback,
-        ValidationCallback,
-    )
 
     cfg, model, run_dir = p.cfg, p.model, p.run_dir
     params_dir = run_dir / PARAMS_DIR

@@ -155,7 +155,7 @@ def make_vec_env(
     """``n_envs`` SlimSplit envs on one split: the native vector env, adapted and monitored.
 
     ``env_kwargs`` are ``SlimSplit-v0`` arguments (``overrides``, ``action_space``, ``trace_dir``);
-    ``scenario`` is a name, a path or a loaded :class:`~slimrl.env.scenario.Scenario`.
+    ``scenario`` is a name, a path or a loaded :class:`~slimrl.scenario.Scenario`.
     """
     from slimrl.env.vector import SlimSplitVectorEnv
 
