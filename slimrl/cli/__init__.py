@@ -16,9 +16,13 @@ from slimrl.errors import SlimrlError
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("slimrl.cli.train", "train a Stable-Baselines3 agent on a scenario"),
     "evaluate": ("slimrl.cli.evaluate", "compare policies on the same frames of a trace split"),
+    "search-heuristic": (
+        "slimrl.cli.search_heuristic",
+        "grid-search a heuristic's parameters (tuned-threshold, tuned-mpc) on a training split",
+    ),
     "search-threshold": (
-        "slimrl.cli.search_threshold",
-        "grid-search the tuned-threshold heuristic on a scenario's training split",
+        "slimrl.cli.search_heuristic",
+        "search-heuristic --heuristic rate-threshold (tuned-threshold)",
     ),
     "tune": ("slimrl.cli.tune", "Optuna hyperparameter search (needs the 'tune' extra)"),
     "export": ("slimrl.cli.export", "export a trained run to a device bundle (ONNX + numpy)"),

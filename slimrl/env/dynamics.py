@@ -1,22 +1,23 @@
-"""The simulated world of one frame, in a scalar form (one env) and a numpy form (N envs).
+"""The simulated world: every frame in a scalar form (one env) and a numpy form (N envs).
 
 Both forms run the same float64 operations in the same order, so a vector env and N single envs
-seeded alike agree bit for bit. Every random quantity is drawn from the env's generator in blocks
-(:meth:`World.draw_episode` at reset, :meth:`World.draw_block` at reset and whenever a long
-episode has used a block up); a step only indexes those blocks.
+seeded alike agree bit for bit. Time is counted in *units*: slots of the scenario's time grid
+(``time_grid_ms``, closed loop: a frame starts on the first slot after the previous answer) or
+arrival ticks (periodic: ``1 / fps``). An episode is a stretch of trace time (``episode_s``)
+from a start offset ``t0``; frame ``n`` starts at ``t0 + n * unit``.
 
-Per frame, starting at sim time ``t`` (s, on the trace's clock) in mode ``m`` (flat k-major index):
+Per frame, in mode ``m`` (flat k-major index) starting in unit ``n`` (exogenous draws from
+:mod:`slimrl.env.crn`, a function of the episode key and the start slot):
 
-1. compute ``c = mean[m] + jitter[m] * zc`` (ms, >= 0)
+1. compute ``c = mean[m] + jitter[m] * z_c`` (ms, >= 0)
 2. the payload ``payload[m]`` bytes crosses the trace from ``t + c``: ``tx`` (s); outages stall it
 3. it reaches the edge after the base one-way delay, waits behind the other tenants' backlog
-   ``W`` at that instant and is served in ``service[m] * exp(sigma * ze)`` ms
+   ``W`` at that instant and is served in ``service[m] * exp(sigma * z_s)`` ms
 4. the answer returns after the base one-way delay: ``e2e = c + tx + 2 * delay + W + service``
-5. energy ``= P_compute * c + base_w * tx + alpha_w_per_mbps * Mbit`` (the radio model
-   ``P = base_w + alpha * throughput`` integrated over the transfer)
-6. reward ``= w_acc * accuracy`` if ``e2e <= deadline`` else ``-miss_penalty``, ``- w_e * energy``
-7. the next frame starts when the answer is back (closed loop) or at the next arrival tick after
-   that (periodic; the ticks in between are dropped frames).
+5. energy and reward: :class:`~slimrl.env.frame.CostModel`
+6. the next frame starts ``ceil(e2e / unit)`` units later (at least one): closed loop, the first
+   grid slot after the answer; periodic, the next arrival tick (the ticks in between are dropped
+   frames, each a miss).
 """
 
 from __future__ import annotations
@@ -24,45 +25,16 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
+from slimrl.env.crn import GOLDEN as _GOLDEN
+from slimrl.env.crn import LOW, M1, M2, MASK, draw_key, mix_array, normal_table
 from slimrl.env.edge import backlog_bank
+from slimrl.env.frame import CostModel
 from slimrl.scenario import Scenario
 from slimrl.scenario.schema import Z90, lognormal_params
 from slimrl.traces import MBPS, TraceSet
-
-#: lookahead keys, in the order of the tuple returned by :meth:`World.frame`
-FRAME_KEYS = (
-    "e2e_ms",
-    "on_time",
-    "compute_ms",
-    "transfer_ms",
-    "edge_ms",
-    "edge_queue_ms",
-    "bytes",
-    "energy_j",
-    "bandwidth_mbps",
-    "accuracy",
-    "reward_accuracy",
-    "reward_miss",
-    "reward_energy",
-    "reward",
-    "goodput_mbps",
-    "next_t_s",
-    "dropped",
-)
-
-
-@dataclass
-class Block:
-    """Per-frame random draws of one env: compute jitter normals, service-time multipliers and
-    (with per-sample accuracy) test-sample indices, all of length ``World.block_len``."""
-
-    zc: np.ndarray
-    mult: np.ndarray
-    sidx: np.ndarray | None
 
 
 class World:
@@ -95,22 +67,25 @@ class World:
         if scenario.model.per_sample and model.samples is not None:
             self.samples = np.ascontiguousarray(model.samples.reshape(self.M, -1))
         self.n_samples = 0 if self.samples is None else self.samples.shape[1]
+        # common random numbers: normal quantiles and the service multipliers they give
+        self.normals = normal_table()
+        self.mult_table = np.exp(self.service_sigma * self.normals)
 
-        # energy: J per ms of compute, radio W while sending, and the throughput term in J
-        self.power_ms = device.compute_power_w * 0.001
-        self.radio_base_w = device.radio_base_w
-        self.radio_bytes_j = device.radio_alpha_w_per_mbps * 8e-6 * self.payload
-
-        rw = scenario.reward
-        self.w_acc, self.miss, self.w_energy = rw.accuracy, rw.miss_penalty, rw.energy
+        self.cost = CostModel.from_scenario(scenario)
+        self.radio_bytes_j = self.cost.radio_bytes_j(self.payload)
         self.deadline_ms = scenario.deadline_ms
         self.delay_ms = scenario.link.base_delay_ms
         self.delay_s = self.delay_ms * 0.001
         self.delay2_ms = 2.0 * self.delay_ms
-        self.periodic = scenario.arrival.mode == "periodic"
-        self.fps = scenario.arrival.fps or 0.0
-        self.period_s = 1.0 / self.fps if self.periodic else 0.0
         self.max_mbps = scenario.observation.max_mbps
+
+        # time: grid slots (closed loop) or arrival ticks (periodic)
+        self.periodic = scenario.arrival.mode == "periodic"
+        self.grid_ms = scenario.time_grid_ms
+        self.unit_ms = 1000.0 / scenario.arrival.fps if self.periodic else self.grid_ms
+        self.unit_s = self.unit_ms * 0.001
+        self.slots_per_unit = self.unit_ms / self.grid_ms
+        self.episode_s = scenario.episode_s
 
         # traces
         self.traces = traces
@@ -142,16 +117,16 @@ class World:
         self.clamp = [kmap[m // self.B] * self.B + bmap[m % self.B] for m in range(self.M)]
         self.clamp_arr = np.array(self.clamp)
 
-        self.block_len = max(1, min(scenario.episode_length, 1024))
         # Python lists for the scalar path
         self._mean_l = self.compute_mean.tolist()
         self._jit_l = self.compute_jitter.tolist()
-        self._payload_l = self.payload.tolist()
+        self._payload_l = [int(b) if float(b).is_integer() else b for b in self.payload.tolist()]
         self._acc_l = self.accuracy.tolist()
         self._svc_l = self.service_median.tolist()
         self._rbytes_l = self.radio_bytes_j.tolist()
+        self._normals_l = self.normals.tolist()
+        self._mult_l = self.mult_table.tolist()
         self._samples_l = None if self.samples is None else [memoryview(r) for r in self.samples]
-        self._last_episode: tuple = (None, None)
 
     # A world is read-only: copies of an env share it; pickling rebuilds the memoryviews.
     def __deepcopy__(self, memo: dict) -> World:
@@ -161,7 +136,6 @@ class World:
         state = dict(self.__dict__)
         state.pop("_backlog_rows", None)
         state.pop("_samples_l", None)
-        state["_last_episode"] = (None, None)
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -169,55 +143,58 @@ class World:
         self._backlog_rows = [memoryview(row) for row in self.backlog]
         self._samples_l = None if self.samples is None else [memoryview(r) for r in self.samples]
 
-    # -- randomness ------------------------------------------------------------------------------
-    def draw_episode(self, rng: np.random.Generator) -> tuple[int, float, int, int]:
-        """(trace index, start s, backlog realisation, backlog offset slot) of a new episode."""
+    # -- episodes ----------------------------------------------------------------------------
+    def draw_episode(self, rng: np.random.Generator) -> tuple[int, float, int, int, int]:
+        """(trace index, start s, backlog realisation, backlog offset slot, CRN key)."""
         ti = int(rng.integers(self.n_traces))
         start = float(rng.random()) * self.durations_l[ti]
         real = int(rng.integers(self.n_real))
         off = int(rng.integers(self.n_slots))
-        return ti, start, real, off
+        return ti, start, real, off, draw_key(rng)
 
-    def draw_block(self, rng: np.random.Generator) -> Block:
-        """The next block of per-frame draws."""
-        L = self.block_len
-        zc = rng.standard_normal(L)
-        mult = np.exp(self.service_sigma * rng.standard_normal(L))
-        sidx = rng.integers(0, self.n_samples, L) if self.samples is not None else None
-        return Block(zc, mult, sidx)
+    def horizon(self, ti: int, t0: float, full_trace: bool = False) -> int:
+        """Units in an episode from ``t0``: ``episode_s`` of trace time, or to the trace's end."""
+        span = self.durations_l[ti] - t0 if full_trace else self.episode_s
+        return max(1, math.ceil(span / self.unit_s - 1e-9))
 
-    # -- scalar form -----------------------------------------------------------------------------
-    def frame(
-        self, m: int, t: float, ti: int, real: int, off: int, zc: float, mult: float, sidx: int
-    ) -> tuple:
-        """One frame in mode ``m`` starting at ``t`` (s); values in :data:`FRAME_KEYS` order.
-
-        ``accuracy`` is the per-sample 0/1 value when ``sidx >= 0`` and the model has per-sample
-        correctness, else the table value. Convenience form of :meth:`episode_frame`.
-        """
-        key = (ti, real, off)
-        if self._last_episode[0] != key:
-            self._last_episode = (key, self.episode_frame(ti, real, off))
-        return self._last_episode[1](m, t, zc, mult, sidx)
-
-    def episode_frame(self, ti: int, real: int, off: int) -> Callable[..., tuple]:
-        """The scalar frame function ``f(m, t, zc, mult, sidx)`` of one episode (trace ``ti``,
-        backlog realisation ``real`` read from slot ``off``): a closure over Python constants,
-        the single env's hot path. Returns values in :data:`FRAME_KEYS` order."""
+    # -- scalar form -------------------------------------------------------------------------
+    def episode_frame(
+        self, ti: int, t0: float, real: int, off: int, key: int
+    ) -> Callable[..., tuple]:
+        """The scalar frame function ``f(m, n, sample=True)`` of one episode: mode ``m`` started
+        in unit ``n``; values in :data:`~slimrl.env.frame.FRAME_KEYS` order. ``sample=False``
+        gives the mode's table (expected) accuracy. A closure over Python constants: the single
+        env's hot path."""
         mean_l, jit_l, payload_l = self._mean_l, self._jit_l, self._payload_l
         acc_l, svc_l, rbytes_l = self._acc_l, self._svc_l, self._rbytes_l
-        samples_l = self._samples_l
+        normals_l, mult_l, samples_l, n_samples = (
+            self._normals_l,
+            self._mult_l,
+            self._samples_l,
+            self.n_samples,
+        )
         xfer = self.traces.traces[ti].transfer_time
         knots, caps, dur = self._knots[ti], self._cap_mbps[ti], self.durations_l[ti]
         row, n_slots, inv_slot = self._backlog_rows[real], self.n_slots, self.inv_slot
         delay_s, delay2_ms, deadline = self.delay_s, self.delay2_ms, self.deadline_ms
-        power_ms, base_w = self.power_ms, self.radio_base_w
-        w_acc, miss, w_en, max_mbps = self.w_acc, self.miss, self.w_energy, self.max_mbps
-        periodic, fps, period = self.periodic, self.fps, self.period_s
+        max_mbps = self.max_mbps
+        cost = self.cost
+        energy_j, rewards, late_units = cost.energy_j, cost.rewards, cost.late_units
+        periodic, unit_s, unit_ms, spu = (
+            self.periodic,
+            self.unit_s,
+            self.unit_ms,
+            self.slots_per_unit,
+        )
         ceil = math.ceil
 
-        def frame(m: int, t: float, zc: float, mult: float, sidx: int) -> tuple:
-            c = mean_l[m] + jit_l[m] * zc
+        def frame(m: int, n: int, sample: bool = True) -> tuple:
+            t = t0 + n * unit_s
+            x = (key + (int(n * spu) if periodic else n) * _GOLDEN) & MASK
+            x = ((x ^ (x >> 30)) * M1) & MASK
+            x = ((x ^ (x >> 27)) * M2) & MASK
+            h = x ^ (x >> 31)
+            c = mean_l[m] + jit_l[m] * normals_l[h & LOW]
             if c < 0.0:
                 c = 0.0
             nbytes = payload_l[m]
@@ -225,89 +202,97 @@ class World:
             tx = xfer(t_send, nbytes)
             t_arr = t_send + tx + delay_s
             q = row[(off + int(t_arr * inv_slot)) % n_slots]
-            edge = q + svc_l[m] * mult
+            edge = q + svc_l[m] * mult_l[(h >> 16) & LOW]
             tx_ms = tx * 1000.0
             e2e = c + tx_ms + delay2_ms + edge
             on = e2e <= deadline
-            energy = power_ms * c + base_w * tx + rbytes_l[m]
-            if sidx >= 0 and samples_l is not None:  # noqa: SIM108
-                acc = float(samples_l[m][sidx])
+            energy = energy_j(c, tx, rbytes_l[m])
+            if sample and samples_l is not None:  # noqa: SIM108
+                acc = float(samples_l[m][(h >> 32) % n_samples])
             else:
                 acc = acc_l[m]
-            r_acc = w_acc * acc if on else 0.0
-            r_miss = 0.0 if on else -miss
-            r_en = -(w_en * energy)
-            reward = r_acc + r_miss + r_en
+            u = ceil(e2e / unit_ms)
+            if u < 1:
+                u = 1
+            if periodic:
+                dropped = u - 1
+                missed = float(dropped if on else dropped + 1)
+            else:
+                dropped = 0
+                missed = late_units(e2e)
+            r_acc, r_miss, r_en, reward = rewards(on, acc, missed, energy)
             bw = caps[bisect_right(knots, t_send % dur) - 1]
             gp = nbytes * 8e-6 / tx if tx > 0.0 else max_mbps
-            if periodic:
-                n = ceil(e2e * 0.001 * fps)
-                if n < 1:
-                    n = 1
-                t_next = t + n * period
-                dropped = n - 1
-            else:
-                t_next = t + e2e * 0.001
-                dropped = 0
             return (
-                e2e, on, c, tx_ms, edge, q, nbytes, energy, bw, acc,
-                r_acc, r_miss, r_en, reward, gp, t_next, dropped,
+                acc, on, e2e, c, tx_ms, edge, q, nbytes, energy, bw, r_acc, r_miss, r_en,
+                missed, dropped, u * unit_ms, reward, gp, n + u,
             )  # fmt: skip
 
         return frame
 
-    # -- numpy form ------------------------------------------------------------------------------
+    # -- numpy form --------------------------------------------------------------------------
     def frames(
         self,
         m: np.ndarray,
-        t: np.ndarray,
+        n: np.ndarray,
         ti: np.ndarray,
+        t0: np.ndarray,
         real: np.ndarray,
         off: np.ndarray,
-        zc: np.ndarray,
-        mult: np.ndarray,
-        sidx: np.ndarray | None,
+        key: np.ndarray,
+        sample: bool = True,
+        lean: bool = False,
     ) -> tuple[np.ndarray, ...]:
-        """:meth:`frame` over broadcast arrays (values in :data:`FRAME_KEYS` order).
+        """The scalar frame function over broadcast arrays (values in ``FRAME_KEYS`` order).
 
-        ``sidx`` None means table accuracy.
+        ``lean`` (planners) skips what the device observes but the return does not depend on:
+        ``bandwidth_mbps`` and ``goodput_mbps`` are None.
         """
-        c = self.compute_mean[m] + self.compute_jitter[m] * zc
+        n = np.asarray(n, dtype=np.int64)
+        t = t0 + n * self.unit_s
+        slot = (n * self.slots_per_unit).astype(np.int64) if self.periodic else n
+        h = mix_array(key, slot)
+        c = self.compute_mean[m] + self.compute_jitter[m] * self.normals[h & np.uint64(LOW)]
         c = np.maximum(c, 0.0)
         nbytes = self.payload[m]
         t_send = t + c * 0.001
         ti_b = np.broadcast_to(ti, t_send.shape)
-        tx = self.bank.transfer_times(ti_b, t_send, nbytes)
+        if np.ndim(ti) == 0:  # one trace (a planner): its own lookup is faster than the bank's
+            tx = self.traces.traces[int(ti)].transfer_times(t_send, nbytes)
+        else:
+            tx = self.bank.transfer_times(ti_b, t_send, nbytes)
         t_arr = t_send + tx + self.delay_s
-        slot = (t_arr * self.inv_slot).astype(np.int64)
-        q = self.backlog_flat[real * self.n_slots + (off + slot) % self.n_slots]
-        edge = q + self.service_median[m] * mult
+        q_slot = (t_arr * self.inv_slot).astype(np.int64)
+        q = self.backlog_flat[real * self.n_slots + (off + q_slot) % self.n_slots]
+        edge = q + self.service_median[m] * self.mult_table[(h >> np.uint64(16)) & np.uint64(LOW)]
         tx_ms = tx * 1000.0
         e2e = c + tx_ms + self.delay2_ms + edge
         on = e2e <= self.deadline_ms
-        energy = self.power_ms * c + self.radio_base_w * tx + self.radio_bytes_j[m]
-        if sidx is not None and self.samples is not None:
+        energy = self.cost.energy_j(c, tx, self.radio_bytes_j[m])
+        if sample and self.samples is not None:
+            sidx = ((h >> np.uint64(32)) % np.uint64(self.n_samples)).astype(np.int64)
             acc = self.samples[m, sidx].astype(np.float64)
         else:
-            acc = self.accuracy[m]
-        r_acc = np.where(on, self.w_acc * acc, 0.0)
-        r_miss = np.where(on, 0.0, -self.miss)
-        r_en = -(self.w_energy * energy)
-        reward = r_acc + r_miss + r_en
-        dur = self.durations[ti_b]
-        bw = self._pieces.capacity_mbps(ti_b, np.mod(t_send, dur))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            gp = np.where(tx > 0.0, nbytes * 8e-6 / tx, self.max_mbps)
+            acc = self.accuracy[m] * np.ones_like(e2e)
+        u = np.maximum(np.ceil(e2e / self.unit_ms), 1.0)
         if self.periodic:
-            n = np.maximum(np.ceil(e2e * 0.001 * self.fps), 1.0)
-            t_next = t + n * self.period_s
-            dropped = (n - 1.0).astype(np.int64)
+            dropped = u - 1.0
+            missed = dropped + (~on)
         else:
-            t_next = t + e2e * 0.001
-            dropped = np.zeros(e2e.shape, dtype=np.int64)
+            dropped = np.zeros_like(u)
+            missed = self.cost.late_units_array(e2e)
+        r_acc, r_miss, r_en, reward = self.cost.rewards(on, acc, missed, energy)
+        bw = gp = None
+        if not lean:
+            dur = self.durations[ti_b]
+            bw = self._pieces.capacity_mbps(ti_b, np.mod(t_send, dur))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                gp = np.where(tx > 0.0, nbytes * 8e-6 / tx, self.max_mbps)
+        ui = u.astype(np.int64)
         return (
-            e2e, on, c, tx_ms, edge, q, nbytes, energy, bw, acc,
-            r_acc, r_miss, r_en, reward, gp, t_next, dropped,
+            acc, on, e2e, c, tx_ms, edge, q, nbytes * np.ones_like(e2e), energy, bw, r_acc, r_miss,
+            r_en, missed, dropped.astype(np.int64), u * self.unit_ms, reward, gp,
+            n + ui,
         )  # fmt: skip
 
 

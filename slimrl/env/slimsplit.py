@@ -10,36 +10,26 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from slimrl.env.dynamics import FRAME_KEYS, Block, World, action_mask
+from slimrl.env.dynamics import World, action_mask
+from slimrl.env.frame import FRAME_INFO_KEYS, FRAME_KEYS, INDEX, N_INFO
 from slimrl.env.observation import ObservationBuilder
 from slimrl.env.world_cache import build_world
 from slimrl.scenario import Scenario, load_scenario
 
-#: numeric per-frame info terms of every step
-FRAME_INFO_KEYS = (
-    "accuracy",
-    "on_time",
-    "e2e_ms",
-    "compute_ms",
-    "transfer_ms",
-    "edge_ms",
-    "edge_queue_ms",
-    "bytes",
-    "energy_j",
-    "bandwidth_mbps",
-    "k",
-    "bits",
-    "reward_accuracy",
-    "reward_miss",
-    "reward_energy",
-    "t_s",
-)
-
-#: info keys of every step (plus ``dropped`` with periodic arrivals)
-INFO_KEYS = (*FRAME_INFO_KEYS, "trace", "action_mask")
-
+#: info keys of every step: the frame record's, the mode, the episode context
+INFO_KEYS = (*FRAME_INFO_KEYS, "k", "bits", "t_s", "trace", "action_mask")
+#: keys of the reset info
+RESET_KEYS = ("t_s", "trace", "action_mask")
 #: lookahead keys (each a (K, B) array): the frame terms up to the reward
 LOOKAHEAD_KEYS = FRAME_KEYS[: FRAME_KEYS.index("reward") + 1]
+
+_GP, _TX, _C, _E2E, _Q, _ON, _R, _NEXT = (
+    INDEX[k]
+    for k in (
+        "goodput_mbps", "transfer_ms", "compute_ms", "e2e_ms", "edge_queue_ms", "on_time",
+        "reward", "next_unit",
+    )
+)  # fmt: skip
 
 
 class SlimSplitEnv(gym.Env):
@@ -54,9 +44,10 @@ class SlimSplitEnv(gym.Env):
     device (profile time + jitter), crosses the trace from that instant (outages stall it, plus a
     base one-way delay), waits behind the other tenants' requests at the edge (an exogenous
     Markov-modulated queue) and is decoded (lognormal service time); the answer returns after the
-    base delay. The next frame starts when the answer is back (closed loop) or at the next arrival
-    tick (periodic arrivals; frames that arrive while busy are dropped). Everything comes from the
-    scenario YAML (``envs/README.md``).
+    base delay. The next frame starts on the first slot of the time grid after the answer is back
+    (closed loop) or at the next arrival tick (periodic arrivals; frames that arrive while busy
+    are dropped). An episode is a stretch of trace time. Everything comes from the scenario YAML
+    (``envs/README.md``).
 
     ## Action Space
 
@@ -88,27 +79,33 @@ class SlimSplitEnv(gym.Env):
 
     ## Rewards
 
-    ``reward = reward_accuracy + reward_miss + reward_energy`` with
-    ``reward_accuracy = w_acc * accuracy`` if ``e2e_ms <= deadline_ms`` else 0,
-    ``reward_miss = -miss_penalty`` if late else 0, ``reward_energy = -w_energy * energy_j``,
-    where ``energy_j = P_compute * compute + (base_w + alpha * throughput) * transfer``. The
-    accuracy of a frame is the mode's table accuracy, or 0/1 from a random test sample when the
-    model profile has per-sample correctness (``model.per_sample``).
+    ``reward = reward_accuracy + reward_miss + reward_energy``
+    (:class:`~slimrl.env.frame.CostModel`):
+    ``reward_accuracy = w_acc * accuracy`` if ``e2e_ms <= deadline_ms`` else 0;
+    ``reward_miss = -miss_penalty * missed``, where ``missed`` counts deadline intervals lost:
+    closed loop, ``ceil((e2e - deadline) / deadline)`` for a late answer (so one long miss is
+    never cheaper than several short ones of the same total time); periodic arrivals, 1 for a
+    late frame plus 1 per arrival dropped while busy; ``reward_energy = -w_energy * energy_j``,
+    ``energy_j = P_compute * compute + (base_w + alpha * throughput) * transfer``. The accuracy
+    of a frame is the mode's table accuracy, or 0/1 from a test sample when the model profile
+    has per-sample correctness (``model.per_sample``).
 
     ## Starting State
 
     Each episode draws a trace of the split and a start offset in it, an edge-load realisation
-    and offset, and blocks of per-frame draws (compute jitter, service times, sample indices),
-    all from ``self.np_random``. ``reset(options=...)``: ``trace_index`` (int), ``start_s``
-    (float, s into the trace; 0 when only ``trace_index`` is given), ``full_trace`` (bool: run
-    from ``start_s`` to the end of the trace). With the same ``seed`` these replay exactly the same
-    frames for every policy: frame i gets the same jitter and service draws, and the trace and the
-    edge backlog are functions of time.
+    and offset, and a key for its common random numbers, all from ``self.np_random``. Every
+    exogenous draw (compute jitter, service time, which test sample a frame is) is a function of
+    the key and the time slot a frame starts in (:mod:`slimrl.env.crn`); the trace and the edge
+    backlog are functions of time. So with the same ``seed`` every policy faces the same world.
+    ``reset(options=...)``: ``trace_index`` (int), ``start_s`` (float, s into the trace; 0 when
+    only ``trace_index`` is given), ``full_trace`` (bool: run from ``start_s`` to the end of the
+    trace).
 
     ## Episode End
 
-    ``terminated`` is always False. ``truncated`` after ``episode_length`` frames, or with
-    ``full_trace`` when the sim time reaches the end of the trace.
+    ``terminated`` is always False. ``truncated`` when the next frame would start
+    ``episode_s`` seconds of trace time after the episode's start (or, with ``full_trace``, after
+    the end of the trace).
 
     ## Arguments
 
@@ -124,7 +121,7 @@ class SlimSplitEnv(gym.Env):
     * ``overrides``: scenario fields to change, e.g. ``{"deadline_ms": 600, "reward.energy": 0.1}``.
     * ``action_space``: ``"multidiscrete"`` or ``"flat"``.
 
-    ``info`` keys: see :data:`INFO_KEYS` (``dropped`` too with periodic arrivals).
+    ``info`` keys: see :data:`INFO_KEYS`.
     ``lookahead()`` tells what every mode would truly yield for the current frame.
     """
 
@@ -160,11 +157,7 @@ class SlimSplitEnv(gym.Env):
         self._K, self._B, self._M = w.K, w.B, w.M
         self._build_obs = self.obs_builder.build_one
         self._action_table = w.action_table
-        self._bytes_int = [int(b) for b in w.payload.tolist()]
         self._H = ob.history
-        self._ep_len = self.scenario.episode_length
-        self._L = w.block_len
-        self._periodic = w.periodic
         self._needs_reset = True
 
     # -- gymnasium API ---------------------------------------------------------------------------
@@ -172,21 +165,19 @@ class SlimSplitEnv(gym.Env):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        w, rng = self.world, self.np_random
-        ti, start, real, off = w.draw_episode(rng)
-        self._set_block(w.draw_block(rng))
-        opts = dict(options or {})
-        ti, start, full = _episode_options(w, opts, ti, start)
-        self._ti, self._t, self._real, self._off = ti, start, real, off
-        self._ep_frame = w.episode_frame(ti, real, off)
-        self._full = full
-        self._end = w.durations_l[ti]
+        w = self.world
+        ti, start, real, off, key = w.draw_episode(self.np_random)
+        ti, start, full = _episode_options(w, dict(options or {}), ti, start)
+        self._episode = (ti, start, real, off, key)
+        self._ep_frame = w.episode_frame(ti, start, real, off, key)
+        self._n = 0
+        self._horizon = w.horizon(ti, start, full)
+        self._t0, self._unit_s = start, w.unit_s
         self._trace_name = w.trace_names[ti]
-        self._steps = 0
         self._gp = [0.0] * self._H
         self._needs_reset = False
         obs = self.obs_builder.initial()
-        return obs, {"trace": self._trace_name, "t_s": start, "action_mask": self._mask.copy()}
+        return obs, {"t_s": start, "trace": self._trace_name, "action_mask": self._mask.copy()}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._needs_reset:
@@ -203,51 +194,24 @@ class SlimSplitEnv(gym.Env):
                 raise ValueError(f"action {action!r} outside {self.action_space}")
             a = ki * self._B + bi
         m = self._clamp[a]
-        pos = self._pos
-        t = self._t
-        (
-            e2e, on, c, tx_ms, edge, q, _nb, energy, bw, acc,
-            r_acc, r_miss, r_en, reward, gp, t_next, dropped,
-        ) = self._ep_frame(m, t, self._zc[pos], self._mult[pos], self._sidx[pos])  # fmt: skip
+        n = self._n
+        f = self._ep_frame(m, n)
         k, b = self._action_table[m]
         g = self._gp
-        g.insert(0, gp)
+        g.insert(0, f[_GP])
         g.pop()
-        obs = self._build_obs(g, tx_ms, c, e2e, q, on, k, b)
-        self._t = t_next
-        self._steps = steps = self._steps + 1
-        truncated = t_next >= self._end if self._full else steps >= self._ep_len
-        pos += 1
+        obs = self._build_obs(g, f[_TX], f[_C], f[_E2E], f[_Q], f[_ON], k, b)
+        self._n = f[_NEXT]
+        truncated = self._n >= self._horizon
         if truncated:
             self._needs_reset = True
-            self._pos = pos
-        elif pos >= self._L:
-            self._set_block(self.world.draw_block(self.np_random))
-        else:
-            self._pos = pos
-        info = {
-            "accuracy": acc,
-            "on_time": on,
-            "e2e_ms": e2e,
-            "compute_ms": c,
-            "transfer_ms": tx_ms,
-            "edge_ms": edge,
-            "edge_queue_ms": q,
-            "bytes": self._bytes_int[m],
-            "energy_j": energy,
-            "bandwidth_mbps": bw,
-            "k": k,
-            "bits": b,
-            "reward_accuracy": r_acc,
-            "reward_miss": r_miss,
-            "reward_energy": r_en,
-            "trace": self._trace_name,
-            "t_s": t,
-            "action_mask": self._mask.copy(),
-        }
-        if self._periodic:
-            info["dropped"] = dropped
-        return obs, reward, False, truncated, info
+        info = dict(zip(FRAME_INFO_KEYS, f[:N_INFO], strict=True))
+        info["k"] = k
+        info["bits"] = b
+        info["t_s"] = self._t0 + n * self._unit_s
+        info["trace"] = self._trace_name
+        info["action_mask"] = self._mask.copy()
+        return obs, f[_R], False, truncated, info
 
     # -- extras ----------------------------------------------------------------------------------
     def action_masks(self) -> np.ndarray:
@@ -259,23 +223,31 @@ class SlimSplitEnv(gym.Env):
 
         Keys: :data:`LOOKAHEAD_KEYS` (``accuracy`` is the mode's expected (table) accuracy and
         ``reward`` uses it), plus ``k``/``bits`` (the mode really used: forbidden modes show the
-        allowed mode they are clamped to), ``allowed`` and, with periodic arrivals, ``dropped``.
-        Neither advances the env nor consumes randomness.
+        allowed mode they are clamped to) and ``allowed``. It neither advances the env nor
+        consumes randomness.
         """
         if self._needs_reset:
             raise RuntimeError("SlimSplitEnv.lookahead: call reset() first")
-        w, pos = self.world, self._pos
-        zc, mult, t = self._zc[pos], self._mult[pos], self._t
-        rows = [self._ep_frame(self._clamp[a], t, zc, mult, -1) for a in range(self._M)]
+        w, n = self.world, self._n
+        rows = [self._ep_frame(self._clamp[a], n, False) for a in range(self._M)]
         shape = (w.K, w.B)
-        out = {}
-        for j, key in enumerate(FRAME_KEYS):
-            if key in LOOKAHEAD_KEYS or (key == "dropped" and self._periodic):
-                out[key] = np.array([r[j] for r in rows]).reshape(shape)
+        out = {
+            key: np.array([r[j] for r in rows]).reshape(shape)
+            for j, key in enumerate(LOOKAHEAD_KEYS)
+        }
         out["k"] = w.k_of[w.clamp_arr].reshape(shape)
         out["bits"] = w.bits_of[w.clamp_arr].reshape(shape)
         out["allowed"] = w.mode_mask.reshape(shape).copy()
         return out
+
+    def episode_state(self) -> dict[str, Any]:
+        """The current episode: trace index, start (s), backlog realisation and offset, CRN key,
+        the unit the next frame starts in and the horizon (units), for offline planners."""
+        if self._needs_reset:
+            raise RuntimeError("SlimSplitEnv.episode_state: call reset() first")
+        ti, t0, real, off, key = self._episode
+        return {"trace_index": ti, "start_s": t0, "real": real, "off": off, "key": key,
+                "unit": self._n, "horizon": self._horizon}  # fmt: skip
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -285,19 +257,12 @@ class SlimSplitEnv(gym.Env):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         if not self._needs_reset:
-            self._ep_frame = self.world.episode_frame(self._ti, self._real, self._off)
+            self._ep_frame = self.world.episode_frame(*self._episode)
 
     @property
     def sim_time_s(self) -> float:
         """Start time (s, on the trace's clock) of the next frame."""
-        return self._t
-
-    # -- internals -------------------------------------------------------------------------------
-    def _set_block(self, block: Block) -> None:
-        self._zc = block.zc.tolist()
-        self._mult = block.mult.tolist()
-        self._sidx = [-1] * len(self._zc) if block.sidx is None else block.sidx.tolist()
-        self._pos = 0
+        return self._t0 + self._n * self._unit_s
 
 
 def mode_space(w: World, action_space: str) -> spaces.Space:

@@ -8,7 +8,7 @@ Autoreset mode is ``SAME_STEP``: a sub-env that ends is reset within the same ``
 returned observation is the new episode's first one, ``infos["final_obs"]`` (object array, None
 where not done) holds the last observation and ``infos["final_info"]`` the last step's info (dict
 of arrays with ``_key`` masks). Top-level info arrays carry ``_key`` masks like Gymnasium's: for
-a sub-env that was reset in this step only the reset keys (``trace``, ``t_s``, ``action_mask``)
+a sub-env that was reset in this step only the reset keys (``t_s``, ``trace``, ``action_mask``)
 are valid.
 """
 
@@ -23,13 +23,25 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from slimrl.env.dynamics import FRAME_KEYS, World, action_mask
+from slimrl.env.dynamics import World, action_mask
+from slimrl.env.frame import FRAME_INFO_KEYS, N_INFO
 from slimrl.env.observation import ObservationBuilder
-from slimrl.env.slimsplit import LOOKAHEAD_KEYS, _episode_options, mode_space
+from slimrl.env.slimsplit import (
+    _C,
+    _E2E,
+    _GP,
+    _NEXT,
+    _ON,
+    _Q,
+    _R,
+    _TX,
+    LOOKAHEAD_KEYS,
+    RESET_KEYS,
+    _episode_options,
+    mode_space,
+)
 from slimrl.env.world_cache import build_world
 from slimrl.scenario import Scenario, load_scenario
-
-_RESET_KEYS = ("trace", "t_s", "action_mask")
 
 
 class SlimSplitVectorEnv(VectorEnv):
@@ -68,22 +80,17 @@ class SlimSplitVectorEnv(VectorEnv):
         self._mask = np.broadcast_to(mask, (N, mask.size))
         self.render_mode = None
 
-        L, H = w.block_len, ob.history
+        H = ob.history
         self._rows = np.arange(N)
         self._rngs: list[np.random.Generator] | None = None
-        self._t = np.zeros(N)
         self._ti = np.zeros(N, dtype=np.int64)
+        self._t0 = np.zeros(N)
         self._real = np.zeros(N, dtype=np.int64)
         self._off = np.zeros(N, dtype=np.int64)
-        self._steps = np.zeros(N, dtype=np.int64)
-        self._pos = np.zeros(N, dtype=np.int64)
-        self._full = np.zeros(N, dtype=bool)
-        self._end = np.zeros(N)
-        self._zc = np.zeros((N, L))
-        self._mult = np.zeros((N, L))
-        self._sidx = np.zeros((N, L), dtype=np.int64) if w.samples is not None else None
+        self._key = np.zeros(N, dtype=np.uint64)
+        self._n = np.zeros(N, dtype=np.int64)
+        self._horizon = np.ones(N, dtype=np.int64)
         self._gp = np.zeros((N, H))
-        self._bytes_int = w.payload.astype(np.int64)
         self._all = np.ones(N, dtype=bool)
         self._started = False
 
@@ -125,12 +132,8 @@ class SlimSplitVectorEnv(VectorEnv):
             self._reset_one(i, per_env[i])
         self._started = True
         obs = self.obs_builder.initial(N)
-        infos = {
-            "trace": self.world.trace_names_arr[self._ti],
-            "t_s": self._t.copy(),
-            "action_mask": self._mask,
-        }
-        for k in _RESET_KEYS:
+        infos = self._reset_infos()
+        for k in RESET_KEYS:
             infos[f"_{k}"] = self._all
         return obs, infos
 
@@ -141,69 +144,38 @@ class SlimSplitVectorEnv(VectorEnv):
             raise RuntimeError("SlimSplitVectorEnv: call reset() before step()")
         w = self.world
         m = self._modes(actions)
-        pos = self._pos
-        rows = self._rows
-        t = self._t
-        sidx = self._sidx[rows, pos] if self._sidx is not None else None
-        (
-            e2e, on, c, tx_ms, edge, q, _nb, energy, bw, acc,
-            r_acc, r_miss, r_en, reward, gp, t_next, dropped,
-        ) = w.frames(
-            m, t, self._ti, self._real, self._off, self._zc[rows, pos], self._mult[rows, pos], sidx
-        )  # fmt: skip
+        n = self._n
+        f = w.frames(m, n, self._ti, self._t0, self._real, self._off, self._key)
         k, b = w.k_of[m], w.bits_of[m]
         g = self._gp
         g[:, 1:] = g[:, :-1]
-        g[:, 0] = gp
-        obs = self.obs_builder.build(g, tx_ms, c, e2e, q, on, k, b)
-        self._steps += 1
-        truncated = np.where(
-            self._full, t_next >= self._end, self._steps >= w.scenario.episode_length
-        )
-        self._t = t_next
-        pos += 1
-        infos: dict[str, Any] = {
-            "accuracy": acc,
-            "on_time": on,
-            "e2e_ms": e2e,
-            "compute_ms": c,
-            "transfer_ms": tx_ms,
-            "edge_ms": edge,
-            "edge_queue_ms": q,
-            "bytes": self._bytes_int[m],
-            "energy_j": energy,
-            "bandwidth_mbps": bw,
-            "k": k,
-            "bits": b,
-            "reward_accuracy": r_acc,
-            "reward_miss": r_miss,
-            "reward_energy": r_en,
-            "trace": w.trace_names_arr[self._ti],
-            "t_s": t,
-            "action_mask": self._mask,
-        }
-        if w.periodic:
-            infos["dropped"] = dropped
-        refill = pos >= w.block_len
-        if refill.any():
-            for i in np.flatnonzero(refill & ~truncated).tolist():
-                self._set_block(i, w.draw_block(self._rngs[i]))
+        g[:, 0] = f[_GP]
+        obs = self.obs_builder.build(g, f[_TX], f[_C], f[_E2E], f[_Q], f[_ON], k, b)
+        self._n = f[_NEXT]
+        truncated = self._n >= self._horizon
+        infos: dict[str, Any] = dict(zip(FRAME_INFO_KEYS, f[:N_INFO], strict=True))
+        infos["k"] = k
+        infos["bits"] = b
+        infos["t_s"] = self._t0 + n * w.unit_s
+        infos["trace"] = w.trace_names_arr[self._ti]
+        infos["action_mask"] = self._mask
+        reward = f[_R]
         if truncated.any():
             done = truncated.copy()
-            final_info = {key: infos[key] for key in infos}
+            final_info = dict(infos)
             for key in list(final_info):
                 final_info[f"_{key}"] = done
             final_obs = np.full(self.num_envs, None, dtype=object)
-            idx = np.flatnonzero(done).tolist()
-            for i in idx:
+            for i in np.flatnonzero(done).tolist():
                 final_obs[i] = obs[i].copy()
                 self._reset_one(i, {})
             obs[done] = self.obs_builder.initial()
-            infos["trace"] = w.trace_names_arr[self._ti]
-            infos["t_s"] = np.where(done, self._t, t)
+            reset = self._reset_infos()
+            infos["trace"] = reset["trace"]
+            infos["t_s"] = np.where(done, reset["t_s"], infos["t_s"])
             live = ~done
             for key in list(infos):
-                infos[f"_{key}"] = self._all if key in _RESET_KEYS else live
+                infos[f"_{key}"] = self._all if key in RESET_KEYS else live
             infos["final_obs"] = final_obs
             infos["_final_obs"] = done
             infos["final_info"] = final_info
@@ -223,23 +195,22 @@ class SlimSplitVectorEnv(VectorEnv):
         if not self._started:
             raise RuntimeError("SlimSplitVectorEnv.lookahead: call reset() first")
         w = self.world
-        rows, pos = self._rows, self._pos
         col = (slice(None), None)
         vals = w.frames(
             w.clamp_arr[None, :],
-            self._t[col],
+            self._n[col],
             self._ti[col],
+            self._t0[col],
             self._real[col],
             self._off[col],
-            self._zc[rows, pos][col],
-            self._mult[rows, pos][col],
-            None,
+            self._key[col],
+            sample=False,
         )
         shape = (self.num_envs, w.K, w.B)
-        out = {}
-        for key, v in zip(FRAME_KEYS, vals, strict=True):
-            if key in LOOKAHEAD_KEYS or (key == "dropped" and w.periodic):
-                out[key] = np.broadcast_to(v, (self.num_envs, w.M)).reshape(shape).copy()
+        out = {
+            key: np.broadcast_to(v, (self.num_envs, w.M)).reshape(shape).copy()
+            for key, v in zip(LOOKAHEAD_KEYS, vals, strict=False)
+        }
         for key, arr in (
             ("k", w.k_of[w.clamp_arr]),
             ("bits", w.bits_of[w.clamp_arr]),
@@ -248,30 +219,42 @@ class SlimSplitVectorEnv(VectorEnv):
             out[key] = np.broadcast_to(arr.reshape(w.K, w.B), shape).copy()
         return out
 
+    def episode_state(self) -> dict[str, np.ndarray]:
+        """:meth:`SlimSplitEnv.episode_state` for every sub-env (arrays)."""
+        if not self._started:
+            raise RuntimeError("SlimSplitVectorEnv.episode_state: call reset() first")
+        return {
+            "trace_index": self._ti.copy(),
+            "start_s": self._t0.copy(),
+            "real": self._real.copy(),
+            "off": self._off.copy(),
+            "key": self._key.copy(),
+            "unit": self._n.copy(),
+            "horizon": self._horizon.copy(),
+        }
+
     @property
     def sim_time_s(self) -> np.ndarray:
         """Start time (s) of every sub-env's next frame."""
-        return self._t.copy()
+        return self._t0 + self._n * self.world.unit_s
 
     # -- internals -------------------------------------------------------------------------------
     def _reset_one(self, i: int, opts: dict[str, Any]) -> None:
         w = self.world
-        rng = self._rngs[i]
-        ti, start, real, off = w.draw_episode(rng)
-        self._set_block(i, w.draw_block(rng))
+        ti, start, real, off, key = w.draw_episode(self._rngs[i])
         ti, start, full = _episode_options(w, opts, ti, start)
-        self._ti[i], self._t[i], self._real[i], self._off[i] = ti, start, real, off
-        self._full[i] = full
-        self._end[i] = w.durations_l[ti]
-        self._steps[i] = 0
+        self._ti[i], self._t0[i], self._real[i], self._off[i] = ti, start, real, off
+        self._key[i] = key
+        self._n[i] = 0
+        self._horizon[i] = w.horizon(ti, start, full)
         self._gp[i] = 0.0
 
-    def _set_block(self, i: int, block) -> None:
-        self._zc[i] = block.zc
-        self._mult[i] = block.mult
-        if self._sidx is not None:
-            self._sidx[i] = block.sidx
-        self._pos[i] = 0
+    def _reset_infos(self) -> dict[str, Any]:
+        return {
+            "t_s": self._t0 + self._n * self.world.unit_s,
+            "trace": self.world.trace_names_arr[self._ti],
+            "action_mask": self._mask,
+        }
 
     def _modes(self, actions: Any) -> np.ndarray:
         w = self.world

@@ -2,7 +2,7 @@
 
 from slimrl.evaluate.api import DEFAULT_POLICIES, run_evaluation
 from slimrl.evaluate.rollout import DEFAULT_EPISODES, EpisodePlan, plan_episodes, simulate
-from slimrl.evaluate.search import search_threshold
+from slimrl.evaluate.search import search_heuristic
 from slimrl.evaluate.table import print_summary
 
 __all__ = [
@@ -12,6 +12,6 @@ __all__ = [
     "plan_episodes",
     "print_summary",
     "run_evaluation",
-    "search_threshold",
+    "search_heuristic",
     "simulate",
 ]

@@ -25,17 +25,20 @@ import pandas as pd
 from slimrl.env.vector import SlimSplitVectorEnv
 from slimrl.errors import PolicyError
 from slimrl.evaluate import plots as P
-from slimrl.evaluate.metrics import per_trace, summary_table
+from slimrl.evaluate.metrics import best_static, episode_table, per_trace, summary_table
 from slimrl.evaluate.rollout import EpisodePlan, plan_episodes, simulate
-from slimrl.evaluate.search import search_threshold
+from slimrl.evaluate.search import search_heuristic
 from slimrl.io import atomic_dir
 from slimrl.policies import BatchPolicy, ModeTable, make_policy, static_names
 from slimrl.scenario import load_scenario, scenario_digest
 from slimrl.traces import SPLITS
 from slimrl.traces.errors import TraceNotFoundError
 
-DEFAULT_POLICIES = ("paper-ewma", "rate-threshold", "tuned-threshold", "random", "oracle")
+DEFAULT_POLICIES = ("paper-ewma", "tuned-threshold", "tuned-mpc", "random")
+OPTIMAL = "optimal"
 ORACLE = "oracle"
+#: heuristics the default baseline of paired comparisons is chosen among
+BASELINE_CANDIDATES = ("tuned-mpc", "mpc", "tuned-threshold", "rate-threshold", "paper-ewma")
 
 
 def resolve_traces(traces: str | os.PathLike) -> tuple[Path | None, str | None]:
@@ -62,6 +65,7 @@ def run_evaluation(
     progress: bool = True,
     plots: bool = True,
     notice: Callable[[str], None] | None = None,
+    baseline: str | None = None,
 ) -> pd.DataFrame:
     """Evaluate ``policies`` on ``traces`` of ``scenario``; write ``out_dir``; return the summary.
 
@@ -71,6 +75,9 @@ def run_evaluation(
     folder/file of traces (each trace once from start to end, unless ``episodes`` asks for
     random start offsets). ``policies``: names for :func:`slimrl.policies.make_policy` (heuristics,
     run folders, bundle folders) or policy objects. Every policy replays the same episodes.
+    The summary always adds, as reference rows, ``optimal`` (the score's ceiling), ``oracle``
+    and the best static mode. ``baseline``: the policy every row is compared with, paired
+    (default: the best of the heuristics evaluated, else the best static mode).
     """
     if episodes is not None and int(episodes) < 1:
         raise PolicyError(f"episodes: expected an integer >= 1, got {episodes!r}")
@@ -91,15 +98,14 @@ def run_evaluation(
         pol = (
             item
             if isinstance(item, BatchPolicy)
-            else make_policy(item, probe, seed=seed, search=search_threshold, notice=notice)
+            else make_policy(item, probe, seed=seed, search=search_heuristic, notice=notice)
         )
         if any(p.name == pol.name for p in asked):
             continue
         asked.append(pol)
     names = [p.name for p in asked]
     internal = [make_policy(s, probe) for s in static_names(probe) if s not in names]
-    if ORACLE not in names:
-        internal.append(make_policy(ORACLE, probe))
+    internal += [make_policy(n, probe) for n in (OPTIMAL, ORACLE) if n not in names]
     everyone = asked + internal
     plan = plan_episodes(world, episodes, seed, full_trace=trace_dir is not None)
 
@@ -115,19 +121,25 @@ def run_evaluation(
             bar.close()
 
     steps = _steps_frame(out.steps, [p.name for p in everyone], plan, world.trace_names)
+    trace_of = [world.trace_names[i] for i in plan.trace_index]
+    episodes_df = episode_table(out.totals, [p.name for p in everyone], trace_of)
     statics = [p.name for p in everyone if p.name.startswith("static:")]
-    refs = [n for n in (ORACLE,) if n not in names]
-    _, best_static = summary_table(steps, [ORACLE], statics, ORACLE, seed=seed)
-    if best_static not in names:
-        refs.append(best_static)
+    static = best_static(episodes_df, statics)
+    refs = [n for n in (OPTIMAL, ORACLE, static) if n not in names]
     reported = names + refs
-    summary, best_static = summary_table(steps, reported, statics, ORACLE, refs, seed=seed)
+    if baseline is None:
+        baseline = _default_baseline(episodes_df, names, static)
+    elif baseline not in reported:
+        raise PolicyError(f"baseline {baseline!r}: not among the evaluated policies {reported}")
+    summary = summary_table(
+        episodes_df, steps, reported, static, OPTIMAL, refs, baseline=baseline, seed=seed
+    )
 
     if out_dir is not None:
         meta = {
             "scenario": sc.name,
             "scenario_path": str(sc.path) if sc.path else None,
-            "scenario_hash": scenario_digest(sc),
+            "scenario_digest": scenario_digest(sc),
             "overrides": dict(overrides or {}),
             "traces": str(traces),
             "trace_names": list(world.trace_names),
@@ -135,7 +147,7 @@ def run_evaluation(
             "seed": int(seed),
             "episodes": len(plan),
             "full_trace": plan.full_trace,
-            "episode_length": plan.episode_length,
+            "span_s": list(plan.span_s),
             "plan": {
                 "seeds": list(plan.seeds),
                 "trace_index": list(plan.trace_index),
@@ -143,15 +155,15 @@ def run_evaluation(
             },
             "policies": names,
             "references": refs,
-            "best_static": best_static,
+            "best_static": static,
+            "baseline": baseline,
             "deadline_ms": sc.deadline_ms,
-            "tuned_threshold": next(
-                (getattr(p, "params", None) for p in asked if p.name == "tuned-threshold"), None
-            ),
+            "tuned": {p.name: p.params for p in asked if hasattr(p, "params")},
         }
         _write(
             Path(out_dir),
             summary,
+            per_trace(episodes_df, static, OPTIMAL),
             steps[steps["policy"].isin(reported)],
             meta,
             plots,
@@ -185,9 +197,19 @@ def _steps_frame(
     return df
 
 
+def _default_baseline(episodes: pd.DataFrame, names: list[str], static: str) -> str:
+    """The best (reward per second) of the evaluated heuristics, else the best static mode."""
+    cands = [n for n in names if n in BASELINE_CANDIDATES]
+    if not cands:
+        return static
+    g = episodes[episodes["policy"].isin(cands)].groupby("policy")
+    return str((g["reward"].sum() / g["span_s"].sum()).idxmax())
+
+
 def _write(
     out_dir: Path,
     summary: pd.DataFrame,
+    traces: pd.DataFrame,
     steps: pd.DataFrame,
     meta: dict[str, Any],
     plots: bool,
@@ -199,7 +221,7 @@ def _write(
 ) -> None:
     with atomic_dir(out_dir) as tmp:
         summary.to_csv(tmp / "summary.csv", index=False)
-        pt = per_trace(steps)
+        pt = traces[traces["policy"].isin(reported)].copy()
         pt["policy"] = pd.Categorical(pt["policy"], categories=reported, ordered=True)
         pt.sort_values(["policy", "trace"]).to_csv(tmp / "per_trace.csv", index=False)
         steps.to_parquet(tmp / "per_step.parquet", index=False)

@@ -1,11 +1,20 @@
 """Summary statistics of an evaluation: per policy, per (policy, trace), and the normalised score.
 
-- ``reward_mean``: mean reward per frame, over every frame of every episode (R in DESIGN.md).
-- ``score``: ``S = (R - R_static*) / (R_oracle - R_static*)`` with static* the best static mode
-  on the same frames (0 = best fixed mode, 1 = clairvoyant oracle; NaN if they tie).
-- ``reward_ci_low/high``: 95 % percentile-bootstrap interval of ``reward_mean`` resampling whole
-  episodes (2000 resamples, seeded); ``score_ci_low/high`` map it through the score formula.
-- ``on_time_rate`` / ``miss_rate``: fraction of frames within / over the deadline.
+Every policy replays the same episodes (same traces, start offsets and common random numbers), so
+comparisons are paired. Per episode ``e`` and policy ``p``: its return ``G[p, e]`` over the span
+``T[e]`` of trace time the episode covers.
+
+- ``reward_per_s``: ``sum_e G / sum_e T`` (R in DESIGN.md); ``reward_per_s_iqm``: the interquartile
+  mean of the per-episode rates ``G / T`` (rliable's aggregate, robust to a few odd episodes).
+- ``score``: ``S = (R - R_static*) / (R_optimal - R_static*)`` with static* the best static mode on
+  these episodes and optimal the offline optimum (1 = the optimum, 0 = the best fixed mode); it is
+  never above 1 because the optimum is an upper bound on every episode.
+- ``reward_ci_low/high``, ``score_ci_low/high``: 95 % bootstrap intervals resampling episodes.
+- ``diff_per_s`` with ``diff_ci_low/high``: the paired difference to the ``baseline`` policy,
+  ``sum_e (G[p, e] - G[b, e]) / sum_e T``, with a paired bootstrap interval.
+- ``on_time_per_s``: on-time answers per second; ``miss_rate``: the share of arrivals not answered
+  on time (late frames, plus dropped arrivals under periodic arrival).
+Bootstraps use ``scipy.stats.bootstrap`` (percentile, 2000 resamples, seeded).
 """
 
 from __future__ import annotations
@@ -14,12 +23,14 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 #: the leading columns of summary.csv, in order
 SUMMARY_COLUMNS = (
     "policy",
-    "reward_mean",
+    "reward_per_s",
     "score",
+    "reward_mean",
     "accuracy_mean",
     "on_time_rate",
     "e2e_p50_ms",
@@ -30,107 +41,166 @@ SUMMARY_COLUMNS = (
 EXTRA_COLUMNS = (
     "reward_ci_low",
     "reward_ci_high",
+    "reward_per_s_iqm",
     "score_ci_low",
     "score_ci_high",
+    "baseline",
+    "diff_per_s",
+    "diff_ci_low",
+    "diff_ci_high",
+    "on_time_per_s",
     "miss_rate",
+    "drop_rate",
     "episodes",
     "reference",
 )
 
 N_BOOT = 2000
+LEVEL = 0.95
 
 
-def bootstrap_ratio_ci(
-    num: np.ndarray, den: np.ndarray, level: float = 0.95, n_boot: int = N_BOOT, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile-bootstrap CI of ``sum(num) / sum(den)`` resampling the (episode) pairs."""
-    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
-    E = len(num)
-    point = float(num.sum() / max(den.sum(), 1e-12))
-    if E < 2:
+def _ci(data: tuple[np.ndarray, ...], statistic, seed: int) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic`` over paired episodes."""
+    n = len(data[0])
+    if n < 2:
+        point = float(statistic(*data, axis=-1))
         return point, point
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, E, size=(n_boot, E))
-    ratios = num[idx].sum(axis=1) / np.maximum(den[idx].sum(axis=1), 1e-12)
-    lo, hi = np.quantile(ratios, [(1 - level) / 2, (1 + level) / 2])
+    res = stats.bootstrap(
+        data,
+        statistic,
+        paired=True,
+        vectorized=True,
+        n_resamples=N_BOOT,
+        confidence_level=LEVEL,
+        method="percentile",
+        random_state=np.random.default_rng(seed),
+    )
+    lo, hi = res.confidence_interval
     return float(lo), float(hi)
 
 
-def score(r: np.ndarray | float, r_static: float, r_oracle: float) -> np.ndarray | float:
-    """Normalised score ``(R - R_static*) / (R_oracle - R_static*)`` (NaN if they tie)."""
-    den = r_oracle - r_static
+def _rate(g: np.ndarray, t: np.ndarray, axis: int = -1) -> np.ndarray:
+    return g.sum(axis=axis) / t.sum(axis=axis)
+
+
+def _score_stat(g: np.ndarray, gs: np.ndarray, go: np.ndarray, axis: int = -1) -> np.ndarray:
+    den = (go - gs).sum(axis=axis)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(np.abs(den) > 1e-12, (g - gs).sum(axis=axis) / den, np.nan)
+
+
+def score(r: np.ndarray | float, r_static: float, r_optimal: float) -> np.ndarray | float:
+    """Normalised score ``(R - R_static*) / (R_optimal - R_static*)`` (NaN if they tie)."""
+    den = r_optimal - r_static
     if not np.isfinite(den) or abs(den) < 1e-12:
         return np.full_like(np.asarray(r, dtype=np.float64), np.nan) if np.ndim(r) else np.nan
     return (np.asarray(r, dtype=np.float64) - r_static) / den
 
 
-def _frame_aggregates(g) -> dict[str, pd.Series]:
-    """Reward, accuracy, on-time, latency and energy aggregates of a frame groupby."""
-    return {
-        "reward_mean": g["reward"].mean(),
-        "accuracy_mean": g["accuracy"].mean(),
-        "on_time_rate": g["on_time"].mean(),
-        "e2e_p50_ms": g["e2e_ms"].quantile(0.5),
-        "e2e_p95_ms": g["e2e_ms"].quantile(0.95),
-        "energy_j_mean": g["energy_j"].mean(),
-    }
-
-
-def per_policy(steps: pd.DataFrame) -> pd.DataFrame:
-    """Frame-level aggregates per policy (no score), indexed by policy name."""
-    g = steps.groupby("policy", sort=False)
-    out = pd.DataFrame(
-        {**_frame_aggregates(g), "frames": g.size(), "episodes": g["episode"].nunique()}
+def episode_table(
+    totals: dict[str, np.ndarray], names: Sequence[str], trace_of_episode: Sequence[str]
+) -> pd.DataFrame:
+    """One row per (policy, episode) from a rollout's totals."""
+    P, E = totals["frames"].shape
+    df = pd.DataFrame(
+        {
+            "policy": np.repeat(np.asarray(names, dtype=object), E),
+            "episode": np.tile(np.arange(E), P),
+            "trace": np.tile(np.asarray(trace_of_episode, dtype=object), P),
+        }
     )
-    out["miss_rate"] = 1.0 - out["on_time_rate"]
-    return out
+    for key, arr in totals.items():
+        df[key] = np.asarray(arr).reshape(-1)
+    return df
+
+
+def best_static(episodes: pd.DataFrame, statics: Sequence[str]) -> str:
+    """The static mode with the highest reward per second on these episodes."""
+    g = episodes[episodes["policy"].isin(statics)].groupby("policy")
+    rate = g["reward"].sum() / g["span_s"].sum()
+    return str(rate.idxmax())
+
+
+def _matrix(episodes: pd.DataFrame, name: str, key: str) -> np.ndarray:
+    rows = episodes[episodes["policy"] == name].sort_values("episode")
+    return rows[key].to_numpy(dtype=np.float64)
 
 
 def summary_table(
-    steps: pd.DataFrame,
+    episodes: pd.DataFrame,
+    steps: pd.DataFrame | None,
     order: Sequence[str],
-    static_names: Sequence[str],
-    oracle: str = "oracle",
+    static: str,
+    optimal: str = "optimal",
     references: Sequence[str] = (),
+    baseline: str | None = None,
     seed: int = 0,
-) -> tuple[pd.DataFrame, str]:
-    """The summary table (rows in ``order``) and the name of the best static mode.
-
-    ``steps`` must hold every static mode and the oracle; ``references`` are rows added for
-    reference (flagged in the ``reference`` column).
-    """
-    agg = per_policy(steps)
-    statics = [s for s in static_names if s in agg.index]
-    best_static = max(statics, key=lambda s: agg.at[s, "reward_mean"])
-    r_static = float(agg.at[best_static, "reward_mean"])
-    r_oracle = float(agg.at[oracle, "reward_mean"])
-    ep = steps.groupby(["policy", "episode"], sort=False)["reward"].agg(["sum", "size"])
+) -> pd.DataFrame:
+    """The summary table (rows in ``order``), scored against ``static`` and ``optimal``."""
+    span = _matrix(episodes, optimal, "span_s")
+    g_static = _matrix(episodes, static, "reward")
+    g_opt = _matrix(episodes, optimal, "reward")
+    r_static, r_opt = float(_rate(g_static, span)), float(_rate(g_opt, span))
+    g_base = _matrix(episodes, baseline, "reward") if baseline else None
     rows = []
     for name in order:
-        row = {"policy": name, **agg.loc[name].to_dict()}
-        e = ep.loc[name]
-        lo, hi = bootstrap_ratio_ci(e["sum"].to_numpy(), e["size"].to_numpy(), seed=seed)
-        row.update(reward_ci_low=lo, reward_ci_high=hi)
-        row["score"] = float(score(row["reward_mean"], r_static, r_oracle))
-        row["score_ci_low"] = float(score(lo, r_static, r_oracle))
-        row["score_ci_high"] = float(score(hi, r_static, r_oracle))
-        row["reference"] = name in references
+        e = episodes[episodes["policy"] == name].sort_values("episode")
+        g = e["reward"].to_numpy(dtype=np.float64)
+        frames = int(e["frames"].sum())
+        arrivals = frames + float(e["dropped"].sum())
+        late = frames - float(e["on_time"].sum())
+        r = float(_rate(g, span))
+        row = {
+            "policy": name,
+            "reward_per_s": r,
+            "score": float(score(r, r_static, r_opt)),
+            "reward_mean": float(g.sum() / max(frames, 1)),
+            "accuracy_mean": float(e["accuracy"].sum() / max(frames, 1)),
+            "on_time_rate": float(e["on_time"].sum() / max(frames, 1)),
+            "energy_j_mean": float(e["energy_j"].sum() / max(frames, 1)),
+            "frames": frames,
+            "reward_per_s_iqm": float(stats.trim_mean(g / span, 0.25)),
+            "on_time_per_s": float(e["on_time"].sum() / span.sum()),
+            "miss_rate": float((late + e["dropped"].sum()) / max(arrivals, 1)),
+            "drop_rate": float(e["dropped"].sum() / max(arrivals, 1)),
+            "episodes": len(e),
+            "reference": name in references,
+        }
+        row["reward_ci_low"], row["reward_ci_high"] = _ci((g, span), _rate, seed)
+        row["score_ci_low"], row["score_ci_high"] = _ci((g, g_static, g_opt), _score_stat, seed)
+        if g_base is not None:
+            row["baseline"] = baseline
+            row["diff_per_s"] = float(_rate(g - g_base, span))
+            row["diff_ci_low"], row["diff_ci_high"] = _ci((g - g_base, span), _rate, seed)
+        if steps is not None:
+            e2e = steps.loc[steps["policy"] == name, "e2e_ms"]
+            row["e2e_p50_ms"] = float(e2e.quantile(0.5)) if len(e2e) else np.nan
+            row["e2e_p95_ms"] = float(e2e.quantile(0.95)) if len(e2e) else np.nan
         rows.append(row)
     df = pd.DataFrame(rows, columns=[*SUMMARY_COLUMNS, *EXTRA_COLUMNS])
     df["frames"] = df["frames"].astype(np.int64)
     df["episodes"] = df["episodes"].astype(np.int64)
-    return df, best_static
+    return df
 
 
-def per_trace(steps: pd.DataFrame) -> pd.DataFrame:
-    """Aggregates per (policy, trace)."""
-    g = steps.groupby(["policy", "trace"], sort=False)
+def per_trace(episodes: pd.DataFrame, static: str, optimal: str = "optimal") -> pd.DataFrame:
+    """Per (policy, trace): reward per second, score against the split's best static mode and
+    the optimum on that trace's episodes, on-time rate, frames."""
+    g = episodes.groupby(["policy", "trace"], sort=False)
     out = pd.DataFrame(
         {
             "episodes": g["episode"].nunique(),
-            "frames": g.size(),
-            **_frame_aggregates(g),
-            "bandwidth_mbps_mean": g["bandwidth_mbps"].mean(),
+            "frames": g["frames"].sum(),
+            "span_s": g["span_s"].sum(),
+            "reward_per_s": g["reward"].sum() / g["span_s"].sum(),
+            "on_time_rate": g["on_time"].sum() / g["frames"].sum(),
+            "accuracy_mean": g["accuracy"].sum() / g["frames"].sum(),
+            "energy_j_mean": g["energy_j"].sum() / g["frames"].sum(),
         }
-    )
-    return out.reset_index()
+    ).reset_index()
+    ref = out.set_index(["policy", "trace"])["reward_per_s"]
+    r_s = out["trace"].map(ref.xs(static, level="policy"))
+    r_o = out["trace"].map(ref.xs(optimal, level="policy"))
+    den = (r_o - r_s).where((r_o - r_s).abs() > 1e-12)
+    out["score"] = (out["reward_per_s"] - r_s) / den
+    return out

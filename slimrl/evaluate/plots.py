@@ -32,17 +32,17 @@ def _short(name: str, width: int = 28) -> str:
 
 
 def reward_score_bars(summary: pd.DataFrame, path: Path) -> None:
-    """Mean reward per frame and normalised score per policy, with 95 % bootstrap intervals."""
+    """Reward per second and normalised score per policy, with 95 % bootstrap intervals."""
     plt = _plt()
     names = list(summary["policy"])
     x = np.arange(len(names))
     col = _colors(names)
     fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.4 * len(names) + 4), 4.2))
     for ax, key, title in (
-        (axes[0], "reward", "mean reward per frame"),
+        (axes[0], "reward", "reward per second of trace"),
         (axes[1], "score", "normalised score S"),
     ):
-        mid = summary[f"{key}_mean" if key == "reward" else key].to_numpy(dtype=float)
+        mid = summary["reward_per_s" if key == "reward" else key].to_numpy(dtype=float)
         lo = summary[f"{key}_ci_low"].to_numpy(dtype=float)
         hi = summary[f"{key}_ci_high"].to_numpy(dtype=float)
         err = np.vstack([np.maximum(mid - lo, 0), np.maximum(hi - mid, 0)])

@@ -22,22 +22,26 @@ from slimrl.policies.base import BatchPolicy
 #: default number of episodes on a split (random start offsets)
 DEFAULT_EPISODES = 32
 
-#: per-frame info terms recorded for every frame (plus ``dropped`` with periodic arrivals)
-STEP_KEYS = FRAME_INFO_KEYS
+#: per-frame info terms recorded for every frame
+STEP_KEYS = (*FRAME_INFO_KEYS, "k", "bits", "t_s")
 
-#: per-(policy, episode) totals kept when steps are not recorded
-TOTAL_KEYS = ("reward", "on_time", "accuracy", "energy_j")
+#: per-(policy, episode) sums kept for every evaluation
+TOTAL_KEYS = ("reward", "on_time", "accuracy", "energy_j", "missed", "dropped")
 
 
 @dataclass(frozen=True)
 class EpisodePlan:
-    """What every episode replays: seed, trace, start offset; ``full_trace`` runs to its end."""
+    """What every episode replays: seed, trace, start offset; ``full_trace`` runs to its end.
+
+    ``span_s``: the trace time each episode covers (``episode_s``, or to the trace's end), the
+    denominator of reward per second.
+    """
 
     seeds: tuple[int, ...]
     trace_index: tuple[int, ...]
     start_s: tuple[float, ...]
     full_trace: bool
-    episode_length: int
+    span_s: tuple[float, ...]
 
     def __len__(self) -> int:
         return len(self.seeds)
@@ -65,37 +69,36 @@ def plan_episodes(
     """The episodes of an evaluation on ``world``'s traces.
 
     ``full_trace`` and no ``episodes``: each trace once from its start to its end. Otherwise
-    ``episodes`` (default :data:`DEFAULT_EPISODES`) of ``episode_length`` frames; episode ``e``
-    replays trace ``e mod n_traces`` from a start offset drawn uniformly over the trace (seeded
-    by ``(seed, e)``).
+    ``episodes`` (default :data:`DEFAULT_EPISODES`) of ``episode_s`` seconds of trace time;
+    episode ``e`` replays trace ``e mod n_traces`` from a start offset drawn uniformly over the
+    trace (seeded by ``(seed, e)``).
     """
     n = int(world.n_traces)
     durations = [float(d) for d in world.durations]
-    length = int(world.scenario.episode_length)
     if full_trace and episodes is None:
-        return EpisodePlan(
-            seeds=tuple(episode_seed(seed, e) for e in range(n)),
-            trace_index=tuple(range(n)),
-            start_s=(0.0,) * n,
-            full_trace=True,
-            episode_length=length,
-        )
-    E = DEFAULT_EPISODES if episodes is None else int(episodes)
-    if E < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
-    ti = [e % n for e in range(E)]
-    starts = [
-        float(np.random.default_rng([int(seed), e, 1]).random()) * durations[ti[e]]
-        for e in range(E)
-    ]
+        ti, starts = list(range(n)), [0.0] * n
+        full = True
+    else:
+        E = DEFAULT_EPISODES if episodes is None else int(episodes)
+        if E < 1:
+            raise ValueError(f"episodes must be >= 1, got {episodes}")
+        ti = [e % n for e in range(E)]
+        starts = [
+            min(
+                float(np.random.default_rng([int(seed), e, 1]).random()) * durations[ti[e]],
+                float(np.nextafter(durations[ti[e]], 0.0)),
+            )
+            for e in range(E)
+        ]
+        full = False
     return EpisodePlan(
-        seeds=tuple(episode_seed(seed, e) for e in range(E)),
+        seeds=tuple(episode_seed(seed, e) for e in range(len(ti))),
         trace_index=tuple(ti),
-        start_s=tuple(
-            min(s, np.nextafter(durations[i], 0.0)) for s, i in zip(starts, ti, strict=True)
+        start_s=tuple(starts),
+        full_trace=full,
+        span_s=tuple(
+            world.horizon(i, t0, full) * world.unit_s for i, t0 in zip(ti, starts, strict=True)
         ),
-        full_trace=False,
-        episode_length=length,
     )
 
 
@@ -104,8 +107,8 @@ class Rollout:
     """Results of :func:`simulate`.
 
     ``steps``: one entry per recorded frame (``policy`` index, ``episode``, ``step``, ``action``,
-    ``reward`` and :data:`STEP_KEYS`), or None. ``totals``: (P, E) arrays ``frames`` and the sums
-    of :data:`TOTAL_KEYS`.
+    ``reward`` and :data:`STEP_KEYS`), or None. ``totals``: (P, E) arrays ``frames``, ``span_s``
+    and the sums of :data:`TOTAL_KEYS`.
     """
 
     steps: dict[str, np.ndarray] | None
@@ -153,6 +156,7 @@ def simulate(
     ]
     groups = [g for g in groups if g]
     totals = {"frames": np.zeros((P, E), dtype=np.int64)}
+    totals["span_s"] = np.broadcast_to(np.asarray(plan.span_s), (P, E)).copy()
     totals.update({k: np.zeros((P, E)) for k in TOTAL_KEYS})
     parts: list[dict[str, np.ndarray]] = []
     done_weight = 0.0
@@ -198,18 +202,22 @@ def _run_group(
     for p in group:
         p.reset(E)
     lookahead = any(p.needs_lookahead for p in group)
+    episode = any(p.needs_episode for p in group)
     active = np.ones(N, dtype=bool)
     step_of_row = np.zeros(N, dtype=np.int64)
     start = np.asarray([plan.start_s[e] for e in ep_of_row])
-    end = np.asarray(venv.world.durations)[np.asarray([plan.trace_index[e] for e in ep_of_row])]
+    span = np.asarray([plan.span_s[e] for e in ep_of_row])
     sums = {k: np.zeros(N) for k in TOTAL_KEYS}
     chunks: list[dict[str, np.ndarray]] = []
     actions = np.zeros(N, dtype=np.int64)
     it = 0
     while active.any():
-        if lookahead:
+        if lookahead or episode:
             infos = dict(infos)
+        if lookahead:
             infos["lookahead"] = venv.lookahead()
+        if episode:
+            infos["episode"] = venv.episode_state()
         for p, sl in zip(group, slices, strict=True):
             actions[sl] = p.act_batch(obs[sl], _Rows(infos, sl, N))
         obs, reward, _term, trunc, infos = venv.step(actions)
@@ -230,19 +238,16 @@ def _run_group(
             }
             for key in STEP_KEYS:
                 chunk[key] = take(src[key])
-            if "dropped" in src:
-                chunk["dropped"] = take(src["dropped"])
             chunks.append(chunk)
         a = active.astype(np.float64)
         sums["reward"] += a * reward
-        sums["on_time"] += a * np.asarray(src["on_time"], dtype=np.float64)
-        sums["accuracy"] += a * np.asarray(src["accuracy"], dtype=np.float64)
-        sums["energy_j"] += a * np.asarray(src["energy_j"], dtype=np.float64)
+        for key in TOTAL_KEYS[1:]:
+            sums[key] += a * np.asarray(src[key], dtype=np.float64)
         step_of_row += active
         active &= ~np.asarray(trunc, dtype=bool)
         it += 1
         if it % 20 == 0:
-            report(_fraction(plan, active, step_of_row, venv.sim_time_s, start, end))
+            report(_fraction(active, venv.sim_time_s, start, span))
 
     for j, pi in enumerate(index):
         sl = slices[j]
@@ -254,16 +259,6 @@ def _run_group(
     return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
 
-def _fraction(
-    plan: EpisodePlan,
-    active: np.ndarray,
-    steps: np.ndarray,
-    t: np.ndarray,
-    start: np.ndarray,
-    end: np.ndarray,
-) -> float:
-    if plan.full_trace:
-        f = np.clip((t - start) / np.maximum(end - start, 1e-9), 0.0, 1.0)
-    else:
-        f = np.minimum(steps / plan.episode_length, 1.0)
+def _fraction(active: np.ndarray, t: np.ndarray, start: np.ndarray, span: np.ndarray) -> float:
+    f = np.clip((t - start) / np.maximum(span, 1e-9), 0.0, 1.0)
     return float(np.where(active, f, 1.0).mean())

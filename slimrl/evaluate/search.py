@@ -1,15 +1,15 @@
-"""The tuned-threshold search: rate-threshold's window and margin on a scenario's training split.
+"""The tuned-heuristic search: a heuristic's parameter grid on a scenario's training split.
 
-Every (window, margin) pair of the grid runs as one batched rate-threshold policy on the same
-episodes of the training split; the pair with the highest mean reward per frame wins. The result
-is a JSON record keyed by the scenario's digest, found again by
-:func:`slimrl.policies.tuned.tuned_params` (``slimrl search-threshold`` saves it).
+Every candidate of the grid runs as one batched policy on the same episodes of the training
+split; the candidate with the highest reward per second of trace wins. The result is a JSON
+record keyed by the scenario's digest and the heuristic, found again by
+:func:`slimrl.policies.tuned.tuned_params` (``slimrl search-heuristic`` saves it).
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -18,79 +18,73 @@ import slimrl
 from slimrl.env.vector import SlimSplitVectorEnv
 from slimrl.evaluate.rollout import EpisodePlan, plan_episodes, simulate
 from slimrl.policies.base import ModeTable
-from slimrl.policies.heuristics import RateThreshold
-from slimrl.policies.tuned import (
-    DEFAULT_MARGINS,
-    DEFAULT_SEARCH_EPISODES,
-    DEFAULT_WINDOWS,
-    FORMAT,
-)
-from slimrl.scenario import load_scenario, scenario_digest
+from slimrl.policies.tuned import DEFAULT_SEARCH_EPISODES, FORMAT, TUNABLES, Tunable, grid_policy
+from slimrl.scenario import Scenario, load_scenario, scenario_digest
 
 
-def search_threshold(
-    scenario: Any,
+def search_heuristic(
+    scenario: Scenario | str,
+    heuristic: str = "rate-threshold",
     *,
     overrides: Mapping[str, Any] | None = None,
     episodes: int = DEFAULT_SEARCH_EPISODES,
     seed: int = 0,
-    windows: Sequence[int] = DEFAULT_WINDOWS,
-    margins: Sequence[float] = DEFAULT_MARGINS,
+    grid: Mapping[str, tuple] | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> dict[str, Any]:
-    """Grid-search rate-threshold's window and margin on the scenario's training split.
+    """Grid-search ``heuristic``'s parameters on the scenario's training split.
 
-    Returns the result record (JSON-ready): hash, grid, scores (mean reward per frame, one row
-    per window, one column per margin), on-time rates and the chosen parameters.
+    Returns the result record (JSON-ready): digest, grid, every candidate's reward per second
+    and on-time rate, and the chosen parameters.
     """
     sc = load_scenario(scenario, overrides)
-    windows = [int(w) for w in windows]
-    margins = [float(m) for m in margins]
-    if not windows or not margins or min(windows) < 1 or min(margins) <= 0:
-        raise ValueError("search grid: windows must be >= 1 and margins > 0 (non-empty)")
+    base = TUNABLES[heuristic]
+    tunable = Tunable(base.heuristic, base.policy, base.make, dict(grid or base.grid))
+    if any(not v for v in tunable.grid.values()):
+        raise ValueError(f"search grid of {heuristic}: every parameter needs values")
 
     def make_env(n: int) -> SlimSplitVectorEnv:
         return SlimSplitVectorEnv(n, sc, split="train", action_space="flat")
 
-    probe = make_env(1)
-    world = probe.world
+    world = make_env(1).world
     plan = plan_episodes(world, episodes, seed)
-    W, Mg, E = len(windows), len(margins), len(plan)
-    C = W * Mg
-    grid_w = np.repeat(np.repeat(windows, Mg), E)
-    grid_m = np.repeat(np.tile(margins, W), E)
-    policy = RateThreshold(ModeTable.from_world(world), grid_w, grid_m)
+    E = len(plan)
+    policy, cands = grid_policy(ModeTable.from_world(world), tunable, E)
+    C = len(cands)
     big = EpisodePlan(
         seeds=plan.seeds * C,
         trace_index=plan.trace_index * C,
         start_s=plan.start_s * C,
         full_trace=False,
-        episode_length=plan.episode_length,
+        span_s=plan.span_s * C,
     )
     # one policy whose rows are (candidate, episode): simulate resets it with len(big) rows
     out = simulate(make_env, [policy], big, keep_steps=False, progress=progress)
+    span = out.totals["span_s"].reshape(C, E).sum(axis=1)
     frames = out.totals["frames"].reshape(C, E).sum(axis=1)
-    reward = out.totals["reward"].reshape(C, E).sum(axis=1) / frames
+    reward = out.totals["reward"].reshape(C, E).sum(axis=1) / span
     on_time = out.totals["on_time"].reshape(C, E).sum(axis=1) / frames
     best = int(np.argmax(reward))
     return {
         "format": FORMAT,
-        "version": 1,
+        "version": 2,
+        "heuristic": heuristic,
         "scenario": sc.name,
-        "scenario_hash": scenario_digest(sc),
+        "scenario_digest": scenario_digest(sc),
         "split": "train",
         "traces": list(world.trace_names),
         "episodes": E,
-        "episode_length": plan.episode_length,
+        "episode_s": world.episode_s,
         "seed": int(seed),
-        "objective": "mean reward per frame on the training split",
-        "grid": {"window": windows, "margin": margins},
-        "scores": np.round(reward.reshape(W, Mg), 6).tolist(),
-        "on_time_rate": np.round(on_time.reshape(W, Mg), 6).tolist(),
+        "objective": "reward per second of trace on the training split",
+        "grid": {k: list(v) for k, v in tunable.grid.items()},
+        "candidates": [
+            {**c, "reward_per_s": round(float(r), 6), "on_time_rate": round(float(o), 6)}
+            for c, r, o in zip(cands, reward, on_time, strict=True)
+        ],
         "chosen": {
-            "window": windows[best // Mg],
-            "margin": margins[best % Mg],
-            "reward_mean": round(float(reward[best]), 6),
+            "params": cands[best],
+            "reward_per_s": round(float(reward[best]), 6),
             "on_time_rate": round(float(on_time[best]), 6),
         },
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

@@ -23,9 +23,10 @@ def print_summary(df: pd.DataFrame, title: str | None = None, console=None) -> N
     table = Table(title=title, show_lines=False)
     cols = [
         ("policy", "left"),
-        ("reward", "right"),
+        ("reward/s", "right"),
         ("95% CI", "right"),
         ("score", "right"),
+        ("vs baseline /s [95% CI]", "right"),
         ("accuracy", "right"),
         ("on time", "right"),
         ("e2e p50 ms", "right"),
@@ -42,11 +43,15 @@ def print_summary(df: pd.DataFrame, title: str | None = None, console=None) -> N
         ci = "-"
         if "reward_ci_low" in r and not math.isnan(r["reward_ci_low"]):
             ci = f"[{r['reward_ci_low']:.3f}, {r['reward_ci_high']:.3f}]"
+        diff = "(baseline)" if r.get("baseline") == r["policy"] else "-"
+        if diff == "-" and not math.isnan(r.get("diff_per_s", math.nan)):
+            diff = f"{r['diff_per_s']:+.3f} [{r['diff_ci_low']:+.3f}, {r['diff_ci_high']:+.3f}]"
         table.add_row(
             name,
-            _fmt(r["reward_mean"], ".4f"),
+            _fmt(r["reward_per_s"], ".4f"),
             ci,
             _fmt(r["score"], ".3f"),
+            diff,
             _fmt(r["accuracy_mean"], ".4f"),
             _fmt(100 * r["on_time_rate"], ".1f") + " %",
             _fmt(r["e2e_p50_ms"], ".0f"),

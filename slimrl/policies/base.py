@@ -21,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from slimrl.env.dynamics import action_mask
+from slimrl.env.frame import CostModel
 
 #: info keys a stateful heuristic reads (device-side measurements of the last frame)
 MEASURED_KEYS = ("bytes", "transfer_ms", "edge_queue_ms", "compute_ms", "e2e_ms")
@@ -58,24 +59,34 @@ class ModeTable:
     compute_ms: np.ndarray
     service_ms: np.ndarray
     allowed: np.ndarray
-    compute_power_w: float
-    radio_base_w: float
-    radio_alpha_w_per_mbps: float
     delay_ms: float
-    deadline_ms: float
-    w_accuracy: float
-    miss_penalty: float
-    w_energy: float
+    cost: CostModel
+    periodic: bool = False
+    unit_ms: float = 1.0
 
     @property
     def M(self) -> int:
         return len(self.action_table)
 
+    @property
+    def deadline_ms(self) -> float:
+        return self.cost.deadline_ms
+
+    @property
+    def w_accuracy(self) -> float:
+        return self.cost.w_accuracy
+
+    @property
+    def miss_penalty(self) -> float:
+        return self.cost.miss_penalty
+
+    @property
+    def w_energy(self) -> float:
+        return self.cost.w_energy
+
     @classmethod
     def from_world(cls, world: Any) -> ModeTable:
         """From a :class:`slimrl.env.dynamics.World` (``env.unwrapped.world``)."""
-        sc = world.scenario
-        dev = sc.device_profile
         return cls(
             action_table=tuple((int(k), int(b)) for k, b in world.action_table),
             K=int(world.K),
@@ -87,14 +98,10 @@ class ModeTable:
             compute_ms=np.asarray(world.compute_mean, dtype=np.float64),
             service_ms=np.asarray(world.service_median, dtype=np.float64),
             allowed=np.asarray(world.mode_mask, dtype=bool),
-            compute_power_w=float(dev.compute_power_w),
-            radio_base_w=float(dev.radio_base_w),
-            radio_alpha_w_per_mbps=float(dev.radio_alpha_w_per_mbps),
             delay_ms=float(world.delay_ms),
-            deadline_ms=float(world.deadline_ms),
-            w_accuracy=float(world.w_acc),
-            miss_penalty=float(world.miss),
-            w_energy=float(world.w_energy),
+            cost=world.cost,
+            periodic=bool(world.periodic),
+            unit_ms=float(world.unit_ms),
         )
 
     @classmethod
@@ -102,13 +109,28 @@ class ModeTable:
         """From a SlimSplit env (wrapped or not) or a ``SlimSplitVectorEnv``."""
         return cls.from_world(world_of(env))
 
-    def energy_j(self, transfer_ms: np.ndarray) -> np.ndarray:
-        """Expected energy (J) of every mode at its mean compute time and ``transfer_ms``."""
-        return (
-            self.compute_power_w * 1e-3 * self.compute_ms
-            + self.radio_base_w * 1e-3 * transfer_ms
-            + self.radio_alpha_w_per_mbps * 8e-6 * self.payload_bytes
+    def energy_j(self, transfer_ms: np.ndarray, modes: Any = slice(None)) -> np.ndarray:
+        """Expected energy (J) of ``modes`` (default every mode, in order) at their mean compute
+        time and ``transfer_ms``."""
+        return self.cost.energy_j(
+            self.compute_ms[modes],
+            1e-3 * transfer_ms,
+            self.cost.radio_bytes_j(self.payload_bytes[modes]),
         )
+
+    def expected_reward(
+        self, e2e_ms: np.ndarray, transfer_ms: np.ndarray, modes: Any = slice(None)
+    ) -> np.ndarray:
+        """Reward of ``modes`` (default every mode) if their frames took ``e2e_ms``: table
+        accuracy, the scenario's deadline accounting, predicted energy."""
+        on = e2e_ms <= self.deadline_ms
+        if self.periodic:
+            dropped = np.maximum(np.ceil(e2e_ms / self.unit_ms), 1.0) - 1.0
+            missed = dropped + ~on
+        else:
+            missed = self.cost.late_units_array(e2e_ms)
+        energy = self.energy_j(transfer_ms, modes)
+        return self.cost.rewards(on, self.accuracy[modes], missed, energy)[3]
 
     def action_mask(self, multidiscrete: bool) -> np.ndarray:
         """Allowed actions in MaskablePPO's format (K + B, or K * B when flat)."""
@@ -152,11 +174,13 @@ class BatchPolicy:
 
     Subclasses implement :meth:`_reset_rows` (start a new episode for some rows) and
     :meth:`act_batch`. ``act`` is ``act_batch`` on a batch of one. Set ``needs_lookahead`` for
-    clairvoyant policies: they read ``infos["lookahead"]`` (the env's ``lookahead()``).
+    clairvoyant policies: they read ``infos["lookahead"]`` (the env's ``lookahead()``); set
+    ``needs_episode`` for offline planners: they read ``infos["episode"]`` (``episode_state()``).
     """
 
     name: str = "policy"
     needs_lookahead: bool = False
+    needs_episode: bool = False
 
     def __init__(self, table: ModeTable, n: int = 1) -> None:
         self.table = table
@@ -180,8 +204,9 @@ class BatchPolicy:
         if self.n != 1:
             self.reset(1)
         batch = {k: np.asarray([v]) for k, v in info.items() if k in MEASURED_KEYS}
-        if "lookahead" in info:
-            batch["lookahead"] = {k: np.asarray(v)[None] for k, v in info["lookahead"].items()}
+        for key in ("lookahead", "episode"):
+            if key in info:
+                batch[key] = {k: np.asarray(v)[None] for k, v in info[key].items()}
         return int(self.act_batch(np.asarray(observation)[None], batch)[0])
 
     # -- state --------------------------------------------------------------------------------

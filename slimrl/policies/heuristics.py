@@ -128,7 +128,7 @@ class PaperEWMA(BatchPolicy):
 
 
 class RateThreshold(BatchPolicy):
-    """``rate-threshold``: best expected reward among the modes predicted to meet the deadline.
+    """``rate-threshold``: best expected reward per second among the modes predicted on time.
 
     - Bandwidth: harmonic mean of the goodputs of the last ``window`` transfers (goodput =
       payload / transfer time, stalls included), i.e. a transfer predicted to take
@@ -138,8 +138,9 @@ class RateThreshold(BatchPolicy):
       reported with its last answer + the edge's median service time.
     - Among the allowed modes with ``e2e <= margin * deadline`` it picks the highest expected
       reward ``w_acc * accuracy - w_energy * predicted energy`` (energy of the mean compute time
-      and of the predicted transfer under the device's radio model); none fits: the mode with the
-      smallest predicted e2e.
+      and of the predicted transfer under the device's radio model) per predicted busy time (the
+      time to the next frame: the objective is reward per second of trace); none fits: the mode
+      with the smallest predicted e2e.
     - Before the first measurement of an episode: the fastest mode (smallest mean compute, then
       smallest payload) as a probe.
 
@@ -168,11 +169,6 @@ class RateThreshold(BatchPolicy):
         t = table
         self._fixed_ms = t.compute_ms + 2.0 * t.delay_ms + t.service_ms
         self._payload = t.payload_bytes
-        self._acc_term = t.w_accuracy * t.accuracy - t.w_energy * (
-            t.compute_power_w * 1e-3 * t.compute_ms
-            + t.radio_alpha_w_per_mbps * 8e-6 * t.payload_bytes
-        )
-        self._tx_energy = t.w_energy * t.radio_base_w * 1e-3  # per ms of transfer
         self._allowed = t.allowed
         self.probe = fastest_mode(t)
         per_row = [a.size for a in (self.window, self.margin) if a.ndim]
@@ -220,7 +216,9 @@ class RateThreshold(BatchPolicy):
         e2e, tx = self.predict_e2e_ms()
         budget = (self.margin * self.table.deadline_ms).reshape(-1, 1)
         fits = (e2e <= budget) & self._allowed
-        value = self._acc_term[None, :] - self._tx_energy * tx
+        t = self.table
+        busy = np.maximum(np.ceil(e2e / t.unit_ms), 1.0) * t.unit_ms
+        value = t.expected_reward(e2e, tx) / busy
         best = np.where(fits, value, _NEG).argmax(axis=1)
         fallback = np.where(self._allowed, e2e, np.inf).argmin(axis=1)
         a = np.where(fits.any(axis=1), best, fallback)
@@ -256,7 +254,7 @@ def _paper_ewma(arg: str, ctx: PolicyContext) -> PaperEWMA:
     return PaperEWMA(ctx.table)
 
 
-def parse_params(text: str, arg: str, kinds: Mapping[str, type]) -> dict[str, Any]:
+def parse_params(arg: str, kinds: Mapping[str, type]) -> dict[str, Any]:
     """``window=3,margin=0.7`` -> ``{"window": 3, "margin": 0.7}`` for the keys of ``kinds``."""
     out: dict[str, Any] = {}
     for item in arg.split(","):
@@ -277,7 +275,7 @@ def _rate_threshold(arg: str, ctx: PolicyContext) -> RateThreshold:
     if not arg:
         return RateThreshold(ctx.table)
     try:
-        params = parse_params(f"rate-threshold:{arg}", arg, {"window": int, "margin": float})
+        params = parse_params(arg, {"window": int, "margin": float})
         return RateThreshold(ctx.table, **params)
     except ValueError:
         raise PolicyError(

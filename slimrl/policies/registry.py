@@ -16,7 +16,7 @@ from typing import Any
 from slimrl.errors import PolicyError
 
 # the modules below register their policies in POLICIES when imported
-from slimrl.policies import heuristics, oracle, tuned  # noqa: F401
+from slimrl.policies import heuristics, mpc, optimal, oracle, tuned  # noqa: F401
 from slimrl.policies.base import POLICIES, BatchPolicy, ModeTable, PolicyContext
 from slimrl.policies.bundle import is_bundle, load_bundle_policy
 from slimrl.policies.sb3 import load_sb3_policy

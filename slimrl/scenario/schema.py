@@ -34,6 +34,8 @@ from slimrl.validate import (
 
 # z-score of the 90th percentile of a standard normal
 Z90 = 1.2815515655446004
+#: longest episode (s of trace time): a day
+MAX_EPISODE_S = 86_400.0
 #: most backlog slots an edge-load bank may hold (realisations x duration / resolution)
 MAX_LOAD_SLOTS = 50_000_000
 
@@ -317,7 +319,8 @@ class Scenario:
     arrival: ArrivalConfig = spec(ArrivalConfig(), Nested(ArrivalConfig))
     deadline_ms: float = spec(check=Number(gt=0))
     reward: RewardConfig = spec(RewardConfig(), Nested(RewardConfig))
-    episode_length: int = spec(500, Number(ge=1, integer=True))
+    episode_s: float = spec(120.0, Number(gt=0, le=MAX_EPISODE_S))
+    time_grid_ms: float = spec(1.0, Number(ge=0.1, le=1000))
     observation: ObservationConfig = spec(ObservationConfig(), Nested(ObservationConfig))
     modes: ModesConfig = spec(ModesConfig(), Nested(ModesConfig))
     #: the YAML file it was read from (None for a mapping)
@@ -327,6 +330,8 @@ class Scenario:
 
     @classmethod
     def validated(cls, obj: Scenario, f: Fields, path: str) -> Scenario:
+        if obj.arrival.mode == "closed" and obj.episode_s * 1000.0 / obj.time_grid_ms > 1e8:
+            raise f.error("time_grid_ms", "episode_s / time_grid_ms exceeds 100 million slots")
         return dataclasses.replace(
             obj,
             model_profile=f.context["model_profile"],
