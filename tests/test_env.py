@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import subprocess
 import sys
 import warnings
@@ -12,6 +13,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import slimrl  # noqa: F401  (registers SlimSplit-v0)
 from slimrl.env.observation import ObservationBuilder
@@ -46,7 +49,7 @@ def write_world(tmp_path: Path, **scenario) -> Path:
         "link": {"base_delay_ms": 20},
         "deadline_ms": 300,
         "reward": {"accuracy": 1.0, "miss_penalty": 0.5, "energy": 0.05},
-        "episode_length": 20,
+        "episode_s": 6,
     }
     for key, value in scenario.items():
         sc[key] = value
@@ -115,9 +118,9 @@ def rollout(env, actions, seed, options=None):
 def test_same_seed_same_trajectory():
     rng = np.random.default_rng(0)
     acts = rng.integers(0, 4, (60, 2))
-    a = rollout(SlimSplitEnv("default", overrides={"episode_length": 25}), acts, seed=3)
-    b = rollout(SlimSplitEnv("default", overrides={"episode_length": 25}), acts, seed=3)
-    c = rollout(SlimSplitEnv("default", overrides={"episode_length": 25}), acts, seed=4)
+    a = rollout(SlimSplitEnv("default", overrides={"episode_s": 8}), acts, seed=3)
+    b = rollout(SlimSplitEnv("default", overrides={"episode_s": 8}), acts, seed=3)
+    c = rollout(SlimSplitEnv("default", overrides={"episode_s": 8}), acts, seed=4)
     assert repr(a) == repr(b)
     assert repr(a) != repr(c)
 
@@ -148,14 +151,17 @@ def test_hand_computed_frames(synth):
     assert obs[H + 1] == pytest.approx(0.1)
     assert obs[H + 2] == pytest.approx(e2e / 1000, rel=1e-6)
     assert obs[H + 4 :].tolist() == pytest.approx([1.0, 0.25, 0.5, 0.3])
-    # the next frame starts when the answer is back; k=4 misses 300 ms
+    assert info["busy_ms"] == math.ceil(e2e) and info["missed"] == 0
+    # the next frame starts on the first 1 ms slot after the answer; k=4 misses 300 ms and
+    # costs the miss penalty per deadline interval it blocked the device (e2e / deadline)
     obs, r, _, _, info = env.step(np.array([3, 3]))
-    assert info["t_s"] == pytest.approx(e2e / 1000)
+    assert info["t_s"] == pytest.approx(math.ceil(e2e) / 1000)
     e2e2 = 321 + 27648 / MBPS8 * 1000 + 40 + 56
     energy2 = 3.7 * 0.321 + 1.28804 * 27648 / MBPS8 + 0.43839 * 27648 * 8 / 1e6
     assert info["e2e_ms"] == pytest.approx(e2e2)
     assert info["on_time"] is False and info["reward_accuracy"] == 0.0
-    assert r == pytest.approx(-0.5 - 0.05 * energy2)
+    assert info["missed"] == pytest.approx(e2e2 / 300)
+    assert r == pytest.approx(-0.5 * e2e2 / 300 - 0.05 * energy2)
     assert obs[H + 4] == 0.0
 
 
@@ -178,9 +184,10 @@ def test_periodic_arrivals_drop_frames(tmp_path):
     env.reset(seed=0, options={"trace_index": 0, "start_s": 0.0})
     _, _, _, _, info = env.step(np.array([0, 0]))  # e2e 202.9 ms < 250 ms period
     assert info["dropped"] == 0
-    _, _, _, _, info = env.step(np.array([3, 3]))  # e2e 444.6 ms: one arrival dropped
+    _, r, _, _, info = env.step(np.array([3, 3]))  # e2e 444.6 ms: one arrival dropped
     assert info["t_s"] == pytest.approx(0.25)
-    assert info["dropped"] == 1
+    assert info["dropped"] == 1 and info["missed"] == 2  # the late frame and the dropped one
+    assert info["busy_ms"] == 500.0 and info["reward_miss"] == -1.0
     _, _, _, _, info = env.step(np.array([0, 0]))
     assert info["t_s"] == pytest.approx(0.75)
 
@@ -203,7 +210,7 @@ def test_info_keys_and_masks_clamp(synth):
 
 
 def test_lookahead_matches_stepping():
-    env = SlimSplitEnv("edge-heavy", overrides={"episode_length": 50})
+    env = SlimSplitEnv("edge-heavy", overrides={"episode_s": 20})
     env.reset(seed=5)
     rng = np.random.default_rng(0)
     for _ in range(8):
@@ -327,3 +334,55 @@ def test_edge_service_from_model_column(tmp_path):
     for action, edge_ms in (([0, 0], 11.0), ([1, 1], 22.0), ([1, 0], 21.0)):
         info = env.step(np.array(action))[4]
         assert info["edge_ms"] == edge_ms and info["edge_queue_ms"] == 0.0
+
+
+def test_common_random_numbers_follow_time_not_frame_count(tmp_path):
+    """Two policies that start a frame at the same instant of an episode see the same draws,
+    whatever the number of frames each has played before."""
+    path = write_world(tmp_path, arrival={"mode": "periodic", "fps": 4})
+    data = yaml.safe_load(path.read_text())
+    (tmp_path / "dev.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "compute": {"mean_ms": {1: 100.0, 2: 173.0, 3: 246.0, 4: 321.0}, "jitter_ms": 5.0,
+                            "power_w": 3.7},
+                "radio": {"base_w": 1.28804, "alpha_w_per_mbps": 0.43839},
+            }
+        )
+    )  # fmt: skip
+    data["edge"]["service"] = {"median_ms": 56, "p90_ms": 75}
+    path.write_text(yaml.safe_dump(data))
+    draws = []
+    # k=1 answers within a tick; k=4 takes two ticks (one dropped), so it plays half the frames
+    for action in ([0, 0], [3, 0]):
+        env = SlimSplitEnv(path, split=None)
+        env.reset(seed=7, options={"trace_index": 0, "start_s": 0.0})
+        seen, tr = {}, False
+        while not tr:
+            _, _, _, tr, info = env.step(np.array(action))
+            jitter = info["compute_ms"] - (100.0 if action[0] == 0 else 321.0)
+            seen[round(info["t_s"] * 1000)] = (jitter, info["edge_ms"])
+        draws.append(seen)
+    common = sorted(set(draws[0]) & set(draws[1]))
+    assert len(common) >= 10 and len(draws[1]) < 0.6 * len(draws[0])
+    for t in common:
+        assert draws[0][t][0] == pytest.approx(draws[1][t][0], abs=1e-9)  # same jitter
+        assert draws[0][t][1] == draws[1][t][1]  # the same service time
+    assert len({round(v[0], 9) for v in draws[0].values()}) > 5  # and the jitter varies
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    short=st.lists(st.floats(min_value=300.5, max_value=3000.0), min_size=2, max_size=6),
+    deadline=st.floats(min_value=50.0, max_value=300.0),
+)
+def test_one_long_miss_is_never_cheaper_than_several_short_ones(short, deadline):
+    """The required property of the objective: replacing several short misses by one long miss of
+    the same total time never raises the return."""
+    from slimrl.env.frame import CostModel
+
+    cost = CostModel(3.7, 1.3, 0.4, deadline, 1.0, 0.5, 0.0)
+    short = [max(s, deadline * 1.0001) for s in short]
+    many = sum(cost.rewards(False, 0.3, cost.late_units(s), 0.0)[3] for s in short)
+    one = cost.rewards(False, 0.3, cost.late_units(sum(short)), 0.0)[3]
+    assert one <= many + 1e-9

@@ -64,7 +64,7 @@ def _scenario(tmp_path, **extra):
         },
         "link": {"base_delay_ms": 15},
         "deadline_ms": 400,
-        "episode_length": 9,
+        "episode_s": 2.5,
         "modes": {"k": [1, 2, 3], "bits": [1, 2, 4]},
         **extra,
     }

@@ -138,7 +138,8 @@ def test_rate_threshold_rule(table):
     assert np.allclose(e2e[0], want)
     fits = want <= 300
     value = table.accuracy - 0.05 * table.energy_j(table.payload_bytes * 2.5e-3)
-    assert a == int(np.argmax(np.where(fits, value, -np.inf)))
+    busy = np.ceil(want)  # the next frame starts on the first 1 ms slot after the answer
+    assert a == int(np.argmax(np.where(fits, value / busy, -np.inf)))  # reward per second
     # a third measurement pushes the first one out of the window of 2
     p.act(obs, step_info(10_000, 40.0))
     assert p.predict_e2e_ms()[1][0, 0] == pytest.approx(6912 * 4e-3)

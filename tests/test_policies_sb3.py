@@ -93,7 +93,7 @@ def test_bundle_policy_matches_run_and_evaluates(run_dir, tmp_path):
         [str(run_dir), str(bundle)],
         tmp_path / "ev",
         episodes=2,
-        overrides={"episode_length": 30},
+        overrides={"episode_s": 8},
         progress=False,
     )
     r = df.set_index("policy")["reward_mean"]

@@ -28,7 +28,7 @@ def run_and_scenario(tmp_path_factory) -> tuple[Path, Path]:
     data["traces"]["path"] = str(ENVS_DIR.parent / "traces" / "mahimahi-cellular")
     for key in ("model", "device"):
         data[key]["profile"] = str(ENVS_DIR / data[key]["profile"])
-    data["episode_length"] = 64
+    data["episode_s"] = 16
     scenario.write_text(yaml.safe_dump(data))
     argv = ["train", "--env", str(scenario), "-n", "256", "-f", str(tmp / "logs"),
             "--n-envs", "4", "--eval-freq", "-1", "--save-freq", "-1", "--no-final-eval",

@@ -83,7 +83,7 @@ BAD = [
     ("reward.bonus", 1, r"reward\.bonus: unknown field \(known: accuracy, miss_penalty, energy\)"),
     ("deadline_ms", 0, r"deadline_ms: expected a number > 0, got 0"),
     ("deadline_ms", True, r"deadline_ms: expected a number > 0, got True"),
-    ("episode_length", 2.5, r"episode_length: expected an integer >= 1, got 2.5"),
+    ("episode_s", 0, r"episode_s: expected a number > 0 and <= 86400, got 0"),
     ("colour", "red", r"colour: unknown field"),
     ("traces.path", "nowhere", r"traces\.path: path not found"),
     ("traces.pattern", "*.up", r"traces\.pattern: no file in .* matches '\*\.up'"),

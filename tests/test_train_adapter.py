@@ -12,14 +12,14 @@ from slimrl.errors import HyperparamsError
 from slimrl.train.hyperparams import parse_python_kwargs, preprocess
 from slimrl.train.vec_env import GymVectorToSB3, make_vec_env
 
-EP_LEN = 5
+EP_S = 1.5  # a few frames per episode
 
 
 def _adapter(n: int = 3, flat: bool = False) -> GymVectorToSB3:
     venv = SlimSplitVectorEnv(
         n,
         "default",
-        overrides={"episode_length": EP_LEN},
+        overrides={"episode_s": EP_S},
         action_space="flat" if flat else "multidiscrete",
     )
     return GymVectorToSB3(venv)
@@ -30,11 +30,12 @@ def test_terminal_observation_matches_single_envs():
     env = _adapter(n)
     env.seed(seed)
     obs = env.reset()
-    singles = [SlimSplitEnv("default", overrides={"episode_length": EP_LEN}) for _ in range(n)]
+    singles = [SlimSplitEnv("default", overrides={"episode_s": EP_S}) for _ in range(n)]
     single_obs = [s.reset(seed=seed + i)[0] for i, s in enumerate(singles)]
     np.testing.assert_array_equal(obs, np.stack(single_obs))
     rng = np.random.default_rng(0)
-    for t in range(EP_LEN):
+    ended = 0
+    for _ in range(30):
         actions = rng.integers(0, [4, 4], size=(n, 2))
         obs, rewards, dones, infos = env.step(actions)
         results = [s.step(actions[i]) for i, s in enumerate(singles)]
@@ -43,16 +44,19 @@ def test_terminal_observation_matches_single_envs():
         for i, (o, _r, _term, trunc, info) in enumerate(results):
             assert infos[i]["e2e_ms"] == pytest.approx(info["e2e_ms"])
             assert infos[i]["k"] == info["k"] and infos[i]["bits"] == info["bits"]
-            if t < EP_LEN - 1:
-                assert not dones[i] and "terminal_observation" not in infos[i]
+            assert dones[i] == trunc
+            if not trunc:
+                assert "terminal_observation" not in infos[i]
                 np.testing.assert_array_equal(obs[i], o)
             else:
-                assert dones[i] and trunc
+                ended += 1
                 np.testing.assert_array_equal(infos[i]["terminal_observation"], o)
                 assert infos[i]["TimeLimit.truncated"] is True
                 # the returned observation is the next episode's first one
                 np.testing.assert_array_equal(obs[i], singles[i].obs_builder.initial())
                 assert "trace" in env.reset_infos[i]
+                singles[i].reset()
+    assert ended >= n
 
 
 def test_seed_applies_at_next_reset_and_is_reproducible():
@@ -86,13 +90,18 @@ def test_masks_and_attributes_for_maskable_ppo():
 
 def test_make_vec_env_monitors_episodes():
     env = make_vec_env(
-        "default", "train", 2, seed=0, env_kwargs={"overrides": {"episode_length": 4}}
+        "default", "train", 2, seed=0, env_kwargs={"overrides": {"episode_s": 1.0}}
     )
     env.reset()
-    for _ in range(4):
+    steps, episodes = np.zeros(2, dtype=int), []
+    for _ in range(20):
         _, _, dones, infos = env.step(np.zeros((2, 2), dtype=np.int64))
-    assert dones.all()
-    assert all("episode" in info and info["episode"]["l"] == 4 for info in infos)
+        steps += 1
+        for i in np.flatnonzero(dones):
+            assert infos[i]["episode"]["l"] == steps[i]  # VecMonitor's episode record
+            episodes.append(infos[i]["episode"]["r"])
+            steps[i] = 0
+    assert len(episodes) >= 2
 
 
 def test_zoo_hyperparameters_are_parsed_like_the_zoo():

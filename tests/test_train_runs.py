@@ -17,7 +17,7 @@ from slimrl.runs import ENV_ID, Run
 from slimrl.scenario import load_scenario
 
 # small and quick: 4 envs, short episodes, a few validations of 2 short episodes
-FAST = ["--n-envs", "4", "--eval-episodes", "2", "--set", "episode_length=64", "--no-progress"]
+FAST = ["--n-envs", "4", "--eval-episodes", "2", "--set", "episode_s=16", "--no-progress"]
 SMALL = {
     "ppo": ["-params", "n_steps:64", "batch_size:64", "n_epochs:2"],
     "maskable_ppo": ["-params", "n_steps:64", "batch_size:64", "n_epochs:2"],
@@ -75,7 +75,7 @@ def test_short_run_writes_the_zoo_layout(tmp_path, algo):
     assert files.algo == algo
     assert model.num_timesteps >= 1024
     assert files.args["env_kwargs"]["scenario"] == "default"
-    assert files.args["env_kwargs"]["overrides"] == {"episode_length": 64}
+    assert files.args["env_kwargs"]["overrides"] == {"episode_s": 16}
     if algo == "dqn":
         assert files.env_kwargs["action_space"] == "flat"
     with np.load(run / "evaluations.npz") as ev:
@@ -84,7 +84,7 @@ def test_short_run_writes_the_zoo_layout(tmp_path, algo):
     # the saved scenario is loadable as is
     from slimrl.scenario import load_scenario
 
-    assert load_scenario(run / "scenario.yml").episode_length == 64
+    assert load_scenario(run / "scenario.yml").episode_s == 16
     # a second run takes the next id
     if algo == "ppo":
         assert _train(tmp_path, algo, 256).name == "default_2"
@@ -108,7 +108,7 @@ def test_evaluate_lists_the_trained_run(tmp_path):
             "--episodes",
             "2",
             "--set",
-            "episode_length=64",
+            "episode_s=16",
         ]
     )
     assert code == 0
@@ -121,7 +121,7 @@ def test_evaluate_lists_the_trained_run(tmp_path):
     from slimrl.train.trainer import final_evaluation
 
     df = final_evaluation(
-        run, load_scenario("default", {"episode_length": 64}), episodes=2, progress=False,
+        run, load_scenario("default", {"episode_s": 16}), episodes=2, progress=False,
         policies=("paper-ewma", "oracle"),
     )  # fmt: skip
     assert str(run) in set(df["policy"]) and (run / "eval_val" / "summary.csv").is_file()
@@ -133,7 +133,7 @@ def test_evaluate_lists_the_trained_run(tmp_path):
     ]  # fmt: skip
     out2 = tmp_path / "eval_ref"
     assert main(["evaluate", "--env", "default", "--traces", "val", "--policies", str(ref),
-                 "--out", str(out2), "--episodes", "2", "--set", "episode_length=64",
+                 "--out", str(out2), "--episodes", "2", "--set", "episode_s=16",
                  "--no-plots", "--no-progress"]) == 0  # fmt: skip
     assert str(ref) in set(pd.read_csv(out2 / "summary.csv")["policy"])
 
@@ -228,7 +228,7 @@ def test_rl_zoo3_trains_with_the_shipped_file(tmp_path):
 def test_tune_writes_a_study_and_best_params(tmp_path):
     pytest.importorskip("optuna")
     argv = ["tune", "--algo", "ppo", "--n-trials", "2", "-n", "512", "--n-evaluations", "2",
-            "--eval-episodes", "2", "-f", str(tmp_path), "--set", "episode_length=64",
+            "--eval-episodes", "2", "-f", str(tmp_path), "--set", "episode_s=16",
             "--n-startup-trials", "1"]  # fmt: skip
     assert main(argv) == 0
     out = tmp_path / "ppo" / "optuna"
