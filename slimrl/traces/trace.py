@@ -90,7 +90,7 @@ class Trace:
             )
         if duration > MAX_DURATION_S:
             raise TraceLimitError(
-                f"{where}: field duration: {duration:.6g} s; expected at most {MAX_DURATION_S:g} s "
+                f"{where}: field duration: {duration!r} s; expected at most {MAX_DURATION_S:g} s "
                 "(slimrl.traces.limits.MAX_DURATION_S)"
             )
         knots = np.append(times, duration)
