@@ -102,9 +102,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.action == "compare":
         return _compare(args)
+    import sys
+
     from rich.console import Console
 
-    from slimrl.runtime.device_run import DeviceRunConfig, run_device
+    from slimrl.runtime.device_run import DeviceRunConfig, RunInterrupted, run_device
 
     cfg = DeviceRunConfig(
         edge=args.edge,
@@ -126,7 +128,11 @@ def run(args: argparse.Namespace) -> int:
         max_outage_s=args.max_outage_s,
         threads=args.threads,
     )
-    _, meta = run_device(cfg, progress=not args.quiet)
+    try:
+        _, meta = run_device(cfg, progress=not args.quiet)
+    except RunInterrupted as exc:  # the log is written; exit as a signal-ended process would
+        print(f"slimrl device: {exc}", file=sys.stderr)
+        return exc.exit_code
     s = meta["summary"]
     Console(stderr=True).print(
         f"{s['frames']} frames: on time {s['on_time_rate']:.1%}, correct {s['accuracy']:.1%}, "

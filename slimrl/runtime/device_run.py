@@ -1,16 +1,26 @@
-"""``slimrl device run``: wire a policy, the split model, a trace and an edge into a DeviceLoop."""
+"""``slimrl device run``: wire a policy, the split model, a trace and an edge into a DeviceLoop.
+
+SIGINT and SIGTERM stop a run cleanly: the frame in flight is dropped, the frames run so far are
+written to the log and its meta file (``interrupted`` names the signal) and
+:class:`RunInterrupted` is raised (the CLI exits 128 + signal number: 130 or 143). A run in which
+no frame got an answer raises :class:`RunFailed` once its log is written.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
+import signal
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from slimrl.errors import BundleError, PolicyError
+from slimrl.errors import BundleError, PolicyError, SlimrlError
 from slimrl.paths import AGENTS_DIR
 from slimrl.runtime.device import (
     Decide,
@@ -25,6 +35,56 @@ from slimrl.runtime.uplink import TraceUplink
 
 #: the shipped Fashion-MNIST reference policy bundle (written by the training room)
 REFERENCE_BUNDLE = AGENTS_DIR / "reference"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class RunInterrupted(SlimrlError):
+    """A device run stopped by a signal; its log holds the frames run until then."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = int(signum)
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention for a process ended by a signal: 128 + its number."""
+        return 128 + self.signum
+
+
+class RunFailed(SlimrlError):
+    """A device run in which no frame got an answer; its log holds the failed frames."""
+
+
+class _Interrupt(BaseException):  # not an Exception: no handler on the way may swallow it
+    pass
+
+
+class _SignalStop:
+    """While installed, SIGINT/SIGTERM are recorded; while ``armed``, the first also raises
+    :class:`_Interrupt` (once) so that blocking sends, receives and sleeps stop at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.armed = False
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            self.signum = signum
+        if self.armed:
+            self.armed = False
+            raise _Interrupt
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[_SignalStop]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self  # signal handlers can only be set from the main thread
+            return
+        old = {sig: signal.signal(sig, self._handler) for sig in STOP_SIGNALS}
+        try:
+            yield self
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
 
 
 @dataclass
@@ -182,7 +242,12 @@ def _scenario_trace_scale(cfg: DeviceRunConfig) -> float:
 
 
 def run_device(cfg: DeviceRunConfig, progress: bool = True) -> tuple[list[FrameRecord], dict]:
-    """Run ``cfg.frames`` frames; write the log (and its meta) atomically; return both."""
+    """Run ``cfg.frames`` frames; write the log (and its meta) atomically; return both.
+
+    The log is written however the run ends; then an edge given up on raises
+    :class:`EdgeUnavailable`, a signal :class:`RunInterrupted`, and a run without a single
+    answered frame :class:`RunFailed`.
+    """
     from slimrl.model.data import load_fashion_mnist
     from slimrl.runtime.split_model import check_modes, device_encoder, load_split_model
     from slimrl.traces import load_trace
@@ -215,15 +280,54 @@ def run_device(cfg: DeviceRunConfig, progress: bool = True) -> tuple[list[FrameR
     part = Path(cfg.out).with_name(Path(cfg.out).name + ".part")
     part.parent.mkdir(parents=True, exist_ok=True)
     aborted = None
-    try:
-        with open(part, "w") as stream:
-            _run_with_progress(loop, cfg.frames, stream, progress)
-    except EdgeUnavailable as exc:
-        aborted = exc
-    finally:
-        client.close()
-    records = loop.records
-    meta = {
+    stop = _SignalStop()
+    with stop.installed():
+        try:
+            try:
+                stop.armed = True
+                if stop.signum is not None:  # arrived before the handler was armed
+                    raise _Interrupt
+                with open(part, "w") as stream:
+                    _run_with_progress(loop, cfg.frames, stream, progress)
+            except EdgeUnavailable as exc:
+                aborted = exc
+            finally:
+                stop.armed = False
+                client.close()
+        except _Interrupt:
+            pass  # the frame in flight is dropped; the ones before it are in loop.records
+        records = loop.records
+        interrupted = signal.Signals(stop.signum).name if stop.signum is not None else None
+        meta = _meta(cfg, choice, scale, started, records, aborted, interrupted)
+        write_log(cfg.out, records, meta)  # a second signal now is only recorded
+        part.unlink(missing_ok=True)
+    n = len(records)
+    if stop.signum is not None:
+        raise RunInterrupted(
+            f"interrupted by {interrupted} after {n} of {cfg.frames} frames; the log is in "
+            f"{cfg.out}",
+            stop.signum,
+        )
+    if aborted is not None:
+        raise EdgeUnavailable(f"{aborted}; the {n} frames run are in {cfg.out}")
+    if n and all(r.error is not None for r in records):
+        raise RunFailed(
+            f"none of the {n} frames got an answer from the edge (last error: "
+            f"{records[-1].error}); the log is in {cfg.out}"
+        )
+    return records, meta
+
+
+def _meta(
+    cfg: DeviceRunConfig,
+    choice: PolicyChoice,
+    scale: float,
+    started: str,
+    records: list[FrameRecord],
+    aborted: BaseException | None,
+    interrupted: str | None,
+) -> dict[str, Any]:
+    return {
         "started": started,
         "policy": choice.name,
         "bundle": str(choice.bundle) if choice.bundle else None,
@@ -237,14 +341,11 @@ def run_device(cfg: DeviceRunConfig, progress: bool = True) -> tuple[list[FrameR
         "seed": cfg.seed,
         "base_delay_ms": cfg.base_delay_ms,
         "model": str(cfg.model) if cfg.model else "shipped",
+        "frames_run": len(records),
         "summary": summarize(records),
         "aborted": str(aborted) if aborted else None,
+        "interrupted": interrupted,
     }
-    write_log(cfg.out, records, meta)
-    part.unlink(missing_ok=True)
-    if aborted is not None:
-        raise EdgeUnavailable(f"{aborted}; the {len(records)} frames run are in {cfg.out}")
-    return records, meta
 
 
 def _run_with_progress(loop: DeviceLoop, frames: int, stream, progress: bool) -> None:

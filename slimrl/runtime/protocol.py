@@ -17,6 +17,7 @@ UTF-8 message; ``PING``/``PONG`` are empty. All integers are big-endian (network
 from __future__ import annotations
 
 import enum
+import math
 import struct
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ RESPONSE_BODY = struct.Struct("!iffH")
 ERROR_HEAD = struct.Struct("!H")
 DEFAULT_MAX_FRAME = 1 << 20  # 1 MiB: far above any payload of the shipped model
 MAX_REQUEST_ID = 0xFFFFFFFF
+MAX_ERROR_MESSAGE = 1024  # bytes of an ERROR frame's message that are sent and shown
 
 
 class ProtocolError(SlimrlError):
@@ -130,17 +132,33 @@ def decode_response(request_id: int, body: bytes) -> Response:
             request_id,
         )
     pred, compute_ms, queue_ms, pending = RESPONSE_BODY.unpack(body)
+    if pred < 0:
+        raise ProtocolError(
+            f"response prediction {pred}; expected a class index >= 0",
+            ErrorCode.BAD_PAYLOAD,
+            request_id,
+        )
+    for name, v in (("compute_ms", compute_ms), ("queue_ms", queue_ms)):
+        if not (math.isfinite(v) and v >= 0):
+            raise ProtocolError(
+                f"response {name} {v!r}; expected a finite time >= 0",
+                ErrorCode.BAD_PAYLOAD,
+                request_id,
+            )
     return Response(request_id, pred, compute_ms, queue_ms, pending)
 
 
 def encode_error(request_id: int, code: ErrorCode, message: str) -> bytes:
-    body = ERROR_HEAD.pack(int(code)) + message.encode("utf-8", "replace")[:1024]
+    body = ERROR_HEAD.pack(int(code)) + message.encode("utf-8", "replace")[:MAX_ERROR_MESSAGE]
     return pack_header(FrameType.ERROR, request_id, len(body)) + body
 
 
 def decode_error(body: bytes) -> tuple[int, str]:
-    """``(code, message)`` of an ERROR body (unknown codes are kept as plain ints)."""
+    """``(code, message)`` of an ERROR body (unknown codes are kept as plain ints; the message is
+    cut to ``MAX_ERROR_MESSAGE`` bytes, as the sender cuts it, and unprintable characters become
+    ``?``)."""
     if len(body) < ERROR_HEAD.size:
         return int(ErrorCode.TRUNCATED), "truncated error frame"
     (code,) = ERROR_HEAD.unpack_from(body)
-    return code, body[ERROR_HEAD.size :].decode("utf-8", "replace")
+    msg = body[ERROR_HEAD.size : ERROR_HEAD.size + MAX_ERROR_MESSAGE].decode("utf-8", "replace")
+    return code, "".join(c if c.isprintable() else "?" for c in msg)  # one line in logs

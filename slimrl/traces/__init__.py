@@ -10,23 +10,30 @@ from slimrl.traces.errors import (
     EmptyTraceError,
     TraceError,
     TraceFormatError,
+    TraceLimitError,
     TraceNotFoundError,
     TraceTimeError,
     TraceValueError,
 )
 from slimrl.traces.formats import FORMATS, detect_format, load_trace
+from slimrl.traces.limits import MAX_DURATION_S, MAX_FILE_BYTES, MAX_PIECES, MIN_RESOLUTION_MS
 from slimrl.traces.sets import SPLITS, TraceSet, list_trace_files, split_counts, split_files
 from slimrl.traces.trace import MBPS, Trace
 
 __all__ = [
     "FORMATS",
+    "MAX_DURATION_S",
+    "MAX_FILE_BYTES",
+    "MAX_PIECES",
     "MBPS",
+    "MIN_RESOLUTION_MS",
     "SPLITS",
     "EmptyTraceError",
     "Trace",
     "TraceBank",
     "TraceError",
     "TraceFormatError",
+    "TraceLimitError",
     "TraceNotFoundError",
     "TraceSet",
     "TraceTimeError",

@@ -14,7 +14,8 @@ class EmptyTraceError(TraceError):
 
 
 class TraceFormatError(TraceError):
-    """Binary data, an unknown format, or a malformed line or field."""
+    """Binary data, an unknown format, a malformed line or field, or a path that is not a regular
+    file (a folder, FIFO, socket or device)."""
 
 
 class TraceValueError(TraceError):
@@ -25,10 +26,16 @@ class TraceTimeError(TraceError):
     """Time that goes backwards (or does not increase where it must)."""
 
 
+class TraceLimitError(TraceError):
+    """A trace beyond a limit of :mod:`slimrl.traces.limits` (file size, pieces, duration, bin
+    width)."""
+
+
 __all__ = [
     "EmptyTraceError",
     "TraceError",
     "TraceFormatError",
+    "TraceLimitError",
     "TraceNotFoundError",
     "TraceTimeError",
     "TraceValueError",

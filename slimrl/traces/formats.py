@@ -14,6 +14,10 @@
 
 In ``cooked`` and ``csv`` each row starts a piece; times are shifted so the first row is at 0, and
 without an end row the last piece lasts as long as the one before it (1 s for a single row).
+
+Files are untrusted: only regular files are opened (a FIFO would block), at most
+``MAX_FILE_BYTES`` are read, and the limits of :mod:`slimrl.traces.limits` on pieces, duration
+and bin width are checked before anything proportional to them is allocated.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import csv
 import math
 import os
 import re
+import stat
 from collections import OrderedDict
 from pathlib import Path
 
@@ -31,9 +36,17 @@ import numpy as np
 from slimrl.traces.errors import (
     EmptyTraceError,
     TraceFormatError,
+    TraceLimitError,
     TraceNotFoundError,
     TraceTimeError,
     TraceValueError,
+)
+from slimrl.traces.limits import (
+    MAX_DURATION_S,
+    MAX_FILE_BYTES,
+    MAX_PIECES,
+    MIN_RESOLUTION_MS,
+    shown,
 )
 from slimrl.traces.trace import MBPS, Trace
 
@@ -64,15 +77,9 @@ def load_trace(
     (``DL_bitrate`` or ``UL_bitrate``). ``name`` defaults to the file name. Traces are cached by
     path, modification time and options (they are immutable).
     """
-    _check_options(resolution_ms, column)
     path = Path(path)
-    if not path.exists():
-        raise TraceNotFoundError(f"{path}: no such file; expected a trace file")
-    if path.is_dir():
-        raise TraceFormatError(
-            f"{path}: is a folder; expected a trace file (use TraceSet.from_path for a folder)"
-        )
-    st = path.stat()
+    _check_options(resolution_ms, column, f"{path}: ")
+    st = _stat_file(path)
     key = (str(path.resolve()), st.st_mtime_ns, st.st_size, float(resolution_ms), column, name)
     if key in _CACHE:
         _CACHE.move_to_end(key)
@@ -87,21 +94,118 @@ def load_trace(
 def detect_format(path: str | os.PathLike) -> str:
     """The format of a trace file (one of ``FORMATS``), from its content."""
     path = Path(path)
+    _stat_file(path)
     lines = _lines(path)
     return _detect(path, lines, _first(path, lines))
 
 
-def _check_options(resolution_ms: float, column: str) -> None:
+def _check_options(resolution_ms: float, column: str, where: str = "") -> None:
     try:
         ok = math.isfinite(float(resolution_ms)) and float(resolution_ms) > 0
     except (TypeError, ValueError):
         ok = False
     if not ok:
         raise TraceValueError(
-            f"field resolution_ms: {resolution_ms!r}; expected a number of milliseconds > 0"
+            f"{where}field resolution_ms: {shown(resolution_ms)}; expected a number of "
+            "milliseconds > 0"
+        )
+    if float(resolution_ms) < MIN_RESOLUTION_MS:
+        raise TraceLimitError(
+            f"{where}field resolution_ms: {float(resolution_ms)!r}; expected at least "
+            f"{MIN_RESOLUTION_MS:g} ms (mahimahi timestamps are whole milliseconds)"
         )
     if column not in UCC_COLUMNS:
-        raise TraceValueError(f"field column: {column!r}; expected one of {', '.join(UCC_COLUMNS)}")
+        raise TraceValueError(
+            f"{where}field column: {shown(column)}; expected one of {', '.join(UCC_COLUMNS)}"
+        )
+
+
+def _stat_file(path: Path) -> os.stat_result:
+    """``stat`` of a trace file: it must exist, be a regular file and be within the size limit."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise TraceNotFoundError(f"{path}: no such file; expected a trace file") from None
+    except OSError as exc:
+        raise TraceNotFoundError(
+            f"{path}: cannot read ({exc.strerror}); expected a trace file"
+        ) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise TraceFormatError(
+            f"{path}: is a folder; expected a trace file (use TraceSet.from_path for a folder)"
+        )
+    _check_regular(path, st)
+    return st
+
+
+def _check_regular(path: Path, st: os.stat_result) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        kind = (
+            "a FIFO (named pipe)"
+            if stat.S_ISFIFO(st.st_mode)
+            else "a socket"
+            if stat.S_ISSOCK(st.st_mode)
+            else "a device"
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+            else "not a regular file"
+        )
+        raise TraceFormatError(f"{path}: is {kind}; expected a regular trace file")
+    if st.st_size > MAX_FILE_BYTES:
+        raise TraceLimitError(
+            f"{path}: {st.st_size:,} bytes; expected a trace file of at most "
+            f"{MAX_FILE_BYTES:,} bytes (slimrl.traces.limits.MAX_FILE_BYTES)"
+        )
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, read only if it is a regular file and at most ``MAX_FILE_BYTES``.
+
+    Opened non-blocking and checked again on the open descriptor, so a path swapped for a FIFO
+    after the first check cannot block, and a file that grows is cut at the limit."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise TraceNotFoundError(
+            f"{path}: cannot read ({exc.strerror}); expected a trace file"
+        ) from None
+    with os.fdopen(fd, "rb", buffering=0) as f:
+        st = os.fstat(fd)
+        _check_regular(path, st)
+        try:  # read(n) allocates n bytes up front: ask for the size, then more only if it grew
+            parts = [f.read(st.st_size + 1)]
+            total = len(parts[0])
+            while total > st.st_size and total <= MAX_FILE_BYTES and parts[-1]:
+                parts.append(f.read(min(1 << 20, MAX_FILE_BYTES + 1 - total)))
+                total += len(parts[-1])
+            data = b"".join(parts)
+        except OSError as exc:
+            raise TraceNotFoundError(
+                f"{path}: cannot read ({exc.strerror}); expected a trace file"
+            ) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise TraceLimitError(
+            f"{path}: more than {MAX_FILE_BYTES:,} bytes; expected a trace file of at most "
+            f"{MAX_FILE_BYTES:,} bytes (slimrl.traces.limits.MAX_FILE_BYTES)"
+        )
+    return data
+
+
+def _check_span(path: Path, line: int | None, span_s: float, what: str) -> None:
+    """``span_s`` (from the first piece to the end, s) must be within ``MAX_DURATION_S``."""
+    if not span_s <= MAX_DURATION_S:
+        at = f"line {line}: " if line is not None else ""
+        raise TraceLimitError(
+            f"{path}: {at}{what} {span_s:.6g} s after the start; expected a trace of at most "
+            f"{MAX_DURATION_S:g} s (slimrl.traces.limits.MAX_DURATION_S)"
+        )
+
+
+def _check_pieces(path: Path, n: int, hint: str = "") -> None:
+    if n > MAX_PIECES:
+        raise TraceLimitError(
+            f"{path}: {n:,} pieces; expected at most {MAX_PIECES:,} "
+            f"(slimrl.traces.limits.MAX_PIECES){hint}"
+        )
 
 
 def _read(path: Path, resolution_ms: float, column: str, name: str) -> Trace:
@@ -121,12 +225,7 @@ def _read(path: Path, resolution_ms: float, column: str, name: str) -> Trace:
 
 def _lines(path: Path) -> list[str]:
     """The file's lines (split on ``\\n`` so line numbers match editors); rejects binary data."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise TraceNotFoundError(
-            f"{path}: cannot read ({exc.strerror}); expected a trace file"
-        ) from exc
+    data = _read_bytes(path)
     nul = data.find(b"\x00")
     try:
         text = data.decode("utf-8-sig")
@@ -172,9 +271,8 @@ def _detect(path: Path, lines: list[str], first: int) -> str:
         return "mahimahi"
     if len(tokens) == 2 and all(_is_float(t) for t in tokens):
         return "cooked"
-    shown = head if len(head) <= 60 else head[:57] + "..."
     raise TraceFormatError(
-        f"{path}: line {first + 1}: unknown trace format ({shown!r}); {_EXPECTED}"
+        f"{path}: line {first + 1}: unknown trace format ({shown(head, 60)}); {_EXPECTED}"
     )
 
 
@@ -207,9 +305,13 @@ def _read_mahimahi(
             f"{int(ms[k - 1])} ms); expected non-decreasing timestamps (mahimahi)"
         )
     last = int(ms[-1])
+    if last > MAX_DURATION_S * 1000:
+        k = int(np.argmax(ms > MAX_DURATION_S * 1000))
+        _check_span(path, line_of(k), int(ms[k]) / 1000, "timestamp")
     if last < res_ms:  # shorter than one bin (e.g. mahimahi's fixed-rate "1"): one bin of `last` ms
         res_ms = float(max(last, 1))
     nbins = max(1, math.ceil(last / res_ms))
+    _check_pieces(path, nbins, f" bins of {res_ms:g} ms; expected a larger resolution_ms")
     bins = np.clip(np.ceil(ms / res_ms).astype(np.int64) - 1, 0, nbins - 1)
     counts = np.bincount(bins, minlength=nbins)
     res_s = res_ms / 1000.0
@@ -227,16 +329,17 @@ def _mahimahi_slow(path: Path, body: list[str], first: int) -> tuple[np.ndarray,
             continue
         line = first + k + 1
         if not re.fullmatch(r"-?[0-9]+", s):
-            shown = s if len(s) <= 40 else s[:37] + "..."
             raise TraceFormatError(
-                f"{path}: line {line}: {shown!r} is not an integer; expected one millisecond "
+                f"{path}: line {line}: {shown(s)} is not an integer; expected one millisecond "
                 "timestamp per line (mahimahi)"
             )
-        v = int(s)
-        if v >= 2**53:
+        # compare digits before int(): Python refuses to convert more than 4300 of them
+        if len(s.lstrip("-").lstrip("0")) > 16 or abs(int(s)) >= 2**53:
             raise TraceValueError(
-                f"{path}: line {line}: timestamp {v} too large; expected milliseconds < 2**53"
+                f"{path}: line {line}: timestamp {shown(s)} too large; expected milliseconds "
+                "< 2**53"
             )
+        v = int(s)
         vals.append(v)
         linenos.append(line)
     return np.array(vals, dtype=np.int64), np.array(linenos, dtype=np.int64)
@@ -253,6 +356,7 @@ def _read_two_columns(
         raise EmptyTraceError(
             f"{path}: line {first + 1}: header only, no data rows; expected rows 'time_s,mbps'"
         )
+    _check_pieces(path, len(rows))
     times: list[float] = []
     mbps: list[float] = []
     end: float | None = None
@@ -267,7 +371,8 @@ def _read_two_columns(
             m = _number(path, line, "mbps", parts[1], what)
             if m < 0:
                 raise TraceValueError(
-                    f"{path}: line {line}: field mbps: negative value {m!r}; expected Mbit/s >= 0"
+                    f"{path}: line {line}: field mbps: negative value {shown(parts[1])}; "
+                    "expected Mbit/s >= 0"
                 )
         if times and t <= times[-1]:
             verb = "goes backwards" if t < times[-1] else "repeats"
@@ -275,6 +380,7 @@ def _read_two_columns(
                 f"{path}: line {line}: field time_s: time {verb} ({t!r} after {times[-1]!r}); "
                 "expected strictly increasing seconds"
             )
+        _check_span(path, line, t - times[0] if times else 0.0, "time")
         if end is None:
             times.append(t)
             mbps.append(m)
@@ -287,13 +393,12 @@ def _number(path: Path, line: int, field: str, s: str, what: str) -> float:
     try:
         v = float(s)
     except ValueError:
-        shown = s if len(s) <= 40 else s[:37] + "..."
         raise TraceFormatError(
-            f"{path}: line {line}: field {field}: {shown!r} is not a number; expected {what}"
+            f"{path}: line {line}: field {field}: {shown(s)} is not a number; expected {what}"
         ) from None
     if not math.isfinite(v):
         raise TraceValueError(
-            f"{path}: line {line}: field {field}: {s!r}; expected a finite number"
+            f"{path}: line {line}: field {field}: {shown(s)}; expected a finite number"
         )
     return v
 
@@ -308,7 +413,7 @@ def _read_ucc(
     ``-`` (missing) holds the previous row's value (leading missing values take the first one), and
     steps back in time of up to ``UCC_MAX_BACKSTEP_S`` seconds fall into their (earlier) second.
     """
-    header = [f.strip() for f in next(csv.reader([lines[first]]))]
+    header = [f.strip() for f in _csv_row(path, first + 1, lines[first])]
     if column not in header:
         raise TraceFormatError(
             f"{path}: line {first + 1}: no column {column!r}; expected a UCC 5G CSV header with "
@@ -320,7 +425,8 @@ def _read_ucc(
     vals: list[float] = []
     linenos: list[int] = []
     body = [(k + 1, s) for k, s in enumerate(lines[first + 1 :], first + 1) if s.strip()]
-    for (line, _), row in zip(body, csv.reader(s for _, s in body), strict=True):
+    for line, s in body:
+        row = _csv_row(path, line, s)
         if len(row) < need:
             raise TraceFormatError(
                 f"{path}: line {line}: {len(row)} fields; expected {len(header)} as in the header"
@@ -328,7 +434,8 @@ def _read_ucc(
         m = _UCC_TS.fullmatch(row[ti].strip())
         if m is None:
             raise TraceFormatError(
-                f"{path}: line {line}: field Timestamp: {row[ti]!r}; expected YYYY.MM.DD_HH.MM.SS"
+                f"{path}: line {line}: field Timestamp: {shown(row[ti])}; expected "
+                "YYYY.MM.DD_HH.MM.SS"
             )
         y, mo, d, h, mi, s = (int(g) for g in m.groups())
         try:
@@ -337,7 +444,8 @@ def _read_ucc(
             sec = None
         if sec is None or not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and s < 61):
             raise TraceFormatError(
-                f"{path}: line {line}: field Timestamp: {row[ti]!r}; expected a valid date and time"
+                f"{path}: line {line}: field Timestamp: {shown(row[ti])}; expected a valid date "
+                "and time"
             )
         raw = row[ci].strip()
         if raw in ("-", ""):
@@ -346,7 +454,7 @@ def _read_ucc(
             v = _number(path, line, column, raw, f"{column} in kbit/s")
             if v < 0:
                 raise TraceValueError(
-                    f"{path}: line {line}: field {column}: negative value {raw!r}; "
+                    f"{path}: line {line}: field {column}: negative value {shown(raw)}; "
                     "expected kbit/s >= 0 or '-'"
                 )
         secs.append(sec)
@@ -365,6 +473,10 @@ def _read_ucc(
             f"expected non-decreasing timestamps (steps back of up to {UCC_MAX_BACKSTEP_S} s are "
             "tolerated)"
         )
+    span = t - t.min()
+    if int(span.max()) + 1 > MAX_DURATION_S:
+        k = int(np.argmax(span + 1 > MAX_DURATION_S))
+        _check_span(path, linenos[k], float(span[k] + 1), "Timestamp")
     v = np.array(vals)
     ok = ~np.isnan(v)
     if not ok.any():
@@ -373,10 +485,20 @@ def _read_ucc(
         )
     held = np.maximum.accumulate(np.where(ok, np.arange(v.size), -1))
     v = v[np.where(held < 0, np.argmax(ok), held)]
-    bins = t - t.min()
+    bins = span
     nbins = int(bins.max()) + 1
     counts = np.bincount(bins, minlength=nbins)
     sums = np.bincount(bins, weights=v, minlength=nbins)
     filled = np.maximum.accumulate(np.where(counts > 0, np.arange(nbins), 0))
     kbps = sums[filled] / counts[filled]
     return np.arange(nbins, dtype=np.float64), kbps * (1000.0 / 8.0), float(nbins)
+
+
+def _csv_row(path: Path, line: int, s: str) -> list[str]:
+    """One CSV line (each line on its own, so a stray quote cannot swallow the next lines)."""
+    try:
+        return next(csv.reader([s]))
+    except csv.Error as exc:
+        raise TraceFormatError(
+            f"{path}: line {line}: not a CSV row ({exc}); expected a UCC 5G CSV row"
+        ) from None

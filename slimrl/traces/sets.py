@@ -145,7 +145,7 @@ class TraceSet:
         root = Path(path)
         if not root.exists():
             raise TraceNotFoundError(f"{root}: no such file or folder; expected traces")
-        if root.is_file():
+        if not root.is_dir():  # a file: load_trace refuses what is not a regular file
             files = [root]
             names = [root.name]
         else:

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from slimrl.io import atomic_path
-from slimrl.traces.errors import EmptyTraceError, TraceTimeError, TraceValueError
+from slimrl.traces.errors import EmptyTraceError, TraceLimitError, TraceTimeError, TraceValueError
+from slimrl.traces.limits import MAX_DURATION_S, MAX_PIECES, MIN_TOTAL_BYTES
 
 BITS_PER_BYTE = 8.0
 MBPS = 1e6 / BITS_PER_BYTE  # bytes/s in one Mbit/s
@@ -29,7 +30,9 @@ class Trace:
 
     ``times[0] == 0``, ``times`` strictly increasing, ``capacity >= 0``, ``duration > times[-1]``
     (default: the last piece lasts as long as the one before it, 1 s for a single piece), and the
-    total bytes over one period must be positive. Arrays are read-only: a trace is immutable.
+    total bytes over one period must be finite and at least ``MIN_TOTAL_BYTES``; at most
+    ``MAX_PIECES`` pieces and ``MAX_DURATION_S`` seconds (:mod:`slimrl.traces.limits`). Arrays are
+    read-only: a trace is immutable.
     """
 
     def __init__(
@@ -52,6 +55,11 @@ class Trace:
             raise EmptyTraceError(
                 f"{where}: {times.size} piece times and {capacity.size} capacities; "
                 "expected the same number, at least one"
+            )
+        if times.size > MAX_PIECES:
+            raise TraceLimitError(
+                f"{where}: {times.size:,} pieces; expected at most {MAX_PIECES:,} "
+                "(slimrl.traces.limits.MAX_PIECES)"
             )
         if not np.all(np.isfinite(times)):
             raise TraceValueError(
@@ -80,12 +88,27 @@ class Trace:
                 f"{where}: field duration: {duration!r}; expected a finite value after the last "
                 f"piece start {times[-1]!r}"
             )
+        if duration > MAX_DURATION_S:
+            raise TraceLimitError(
+                f"{where}: field duration: {duration!r} s; expected at most {MAX_DURATION_S:g} s "
+                "(slimrl.traces.limits.MAX_DURATION_S)"
+            )
         knots = np.append(times, duration)
         cum = np.concatenate(([0.0], np.cumsum(capacity * np.diff(knots))))
         total = float(cum[-1])
         if not total > 0.0:
             raise EmptyTraceError(
                 f"{where}: zero total bytes (capacity is 0 everywhere); expected some capacity"
+            )
+        if total < MIN_TOTAL_BYTES:
+            raise EmptyTraceError(
+                f"{where}: {total:.3g} total bytes over the trace; expected at least "
+                f"{MIN_TOTAL_BYTES:g} (slimrl.traces.limits.MIN_TOTAL_BYTES)"
+            )
+        if not math.isfinite(total):
+            raise TraceValueError(
+                f"{where}: total bytes overflow ({total!r}); expected finite capacities whose sum "
+                "over the trace is finite"
             )
         for a in (times, capacity, knots, cum):
             a.flags.writeable = False
