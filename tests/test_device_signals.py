@@ -50,7 +50,7 @@ def world(tmp_path_factory) -> dict[str, Path]:
         f"device: {{profile: {ENVS_DIR / 'profiles/devices/cpu.yaml'}}}\n"
         "edge: {service: {median_ms: 2, p90_ms: 3}}\nlink: {base_delay_ms: 0}\n"
         "deadline_ms: 40\nreward: {accuracy: 1, miss_penalty: 0.5, energy: 0}\n"
-        "episode_length: 100\n"
+        "episode_s: 3\n"
     )
     data = root / "fmnist"
     data.mkdir()

@@ -1,4 +1,4 @@
-"""Every shipped scenario poses a real trade-off: no static mode is near the look-ahead oracle."""
+"""Every shipped scenario poses a real trade-off: no static mode comes near the offline optimum."""
 
 from __future__ import annotations
 
@@ -6,40 +6,38 @@ import numpy as np
 import pytest
 
 from slimrl.env.vector import SlimSplitVectorEnv
+from slimrl.evaluate import plan_episodes, simulate
+from slimrl.policies import make_policy, static_names
+from slimrl.scenario import load_scenario
 
-SHIPPED = ["default", "energy-bound", "edge-heavy", "5g-driving"]
-
-
-def run(scenario: str, policy, n_envs: int = 24, steps: int = 120) -> dict[str, float]:
-    """Mean reward, on-time rate and accuracy of a static mode [ki, bi] or "oracle"."""
-    venv = SlimSplitVectorEnv(n_envs, scenario)
-    venv.reset(seed=0)
-    B = venv.world.B
-    rewards, on_time, modes = [], [], []
-    for _ in range(steps):
-        if policy == "oracle":
-            flat = venv.lookahead()["reward"].reshape(n_envs, -1).argmax(axis=1)
-            action = np.stack([flat // B, flat % B], axis=1)
-            modes.append(flat)
-        else:
-            action = np.tile(policy, (n_envs, 1))
-        _, reward, _, _, info = venv.step(action)
-        rewards.append(reward)
-        on_time.append(info["on_time"])
-    mix = np.bincount(np.concatenate(modes), minlength=venv.world.M) if modes else None
-    return {"reward": float(np.mean(rewards)), "on_time": float(np.mean(on_time)), "mix": mix}
+SHIPPED = ["default", "energy-bound", "edge-heavy", "5g-driving", "fmnist-iot"]
 
 
 @pytest.mark.parametrize("scenario", SHIPPED)
-def test_no_static_mode_is_near_the_oracle(scenario):
-    world = SlimSplitVectorEnv(1, scenario).world
-    static = {(k, b): run(scenario, [k, b]) for k in range(world.K) for b in range(world.B)}
-    oracle = run(scenario, "oracle")
-    best = max(static.values(), key=lambda r: r["reward"])
-    assert oracle["reward"] - best["reward"] > 0.03
-    assert best["on_time"] < 0.99  # misses matter even for the best static mode
-    share = oracle["mix"] / oracle["mix"].sum()
-    assert (share > 0.05).sum() >= 3  # the oracle really switches between modes
+def test_no_static_mode_is_near_the_optimum(scenario):
+    sc = load_scenario(scenario, {"episode_s": 30 if scenario != "energy-bound" else 120})
+
+    def make_env(n):
+        return SlimSplitVectorEnv(n, sc, split="train", action_space="flat")
+
+    probe = make_env(1)
+    statics = static_names(probe)
+    pols = [make_policy(n, probe) for n in [*statics, "optimal"]]
+    plan = plan_episodes(probe.world, 6, seed=1)
+    out = simulate(make_env, pols, plan)
+    span = out.totals["span_s"].sum(axis=1)
+    rate = out.totals["reward"].sum(axis=1) / span
+    on_time = out.totals["on_time"].sum(axis=1) / out.totals["frames"].sum(axis=1)
+    best = int(np.argmax(rate[:-1]))
+    gap = rate[-1] - rate[best]
+    assert gap > 0.05 * abs(rate[-1]) + 0.02, (statics[best], rate[best], rate[-1])
+    if scenario != "fmnist-iot":  # its trade-off is accuracy per second against energy
+        assert on_time[best] < 0.99  # misses matter even for the best static mode
+    # the optimum really switches between modes
+    steps = out.steps
+    mine = steps["policy"] == len(pols) - 1
+    share = np.bincount(steps["action"][mine], minlength=probe.world.M) / mine.sum()
+    assert (share > 0.05).sum() >= 2
     if scenario == "default":  # paper's in-loop encoder times: k >= 3 never meets 300 ms
-        slow = [ki for ki, k in enumerate(world.ks) if k >= 3]
-        assert max(static[(ki, b)]["on_time"] for ki in slow for b in range(world.B)) == 0.0
+        slow = [i for i, n in enumerate(statics) if int(n.split(":")[1].split(",")[0]) >= 3]
+        assert max(on_time[i] for i in slow) == 0.0
