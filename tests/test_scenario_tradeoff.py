@@ -37,7 +37,7 @@ def test_no_static_mode_is_near_the_optimum(scenario):
     steps = out.steps
     mine = steps["policy"] == len(pols) - 1
     share = np.bincount(steps["action"][mine], minlength=probe.world.M) / mine.sum()
-    assert (share > 0.05).sum() >= 2
+    assert (share > 0.02).sum() >= 2
     if scenario == "default":  # paper's in-loop encoder times: k >= 3 never meets 300 ms
         slow = [i for i, n in enumerate(statics) if int(n.split(":")[1].split(",")[0]) >= 3]
         assert max(on_time[i] for i in slow) == 0.0
