@@ -383,6 +383,21 @@ def test_one_long_miss_is_never_cheaper_than_several_short_ones(short, deadline)
 
     cost = CostModel(3.7, 1.3, 0.4, deadline, 1.0, 0.5, 0.0)
     short = [max(s, deadline * 1.0001) for s in short]
-    many = sum(cost.rewards(False, 0.3, cost.late_units(s), 0.0)[3] for s in short)
-    one = cost.rewards(False, 0.3, cost.late_units(sum(short)), 0.0)[3]
+    many = sum(cost.terms(False, 0.3, s, 100.0, 0.1, 0.01)[-1] for s in short)
+    one = cost.terms(False, 0.3, sum(short), 100.0, 0.1, 0.01)[-1]
     assert one <= many + 1e-9
+
+
+def test_cost_model_scalar_and_array_forms_agree():
+    from slimrl.env.frame import CostModel
+
+    rng = np.random.default_rng(0)
+    e2e = rng.uniform(10, 2000, 500)
+    on = e2e <= 300.0
+    acc, c, tx, rb = rng.random(500), rng.uniform(0, 300, 500), rng.random(500), rng.random(500)
+    for periodic, unit in ((False, 1.0), (True, 250.0)):
+        cost = CostModel(3.7, 1.3, 0.4, 300.0, 1.0, 0.5, 0.05, periodic, unit)
+        arr = cost.terms_array(on, acc, e2e, c, tx, rb)
+        for i in range(500):
+            one = cost.terms(bool(on[i]), acc[i], e2e[i], c[i], tx[i], rb[i])
+            assert one == tuple(np.asarray(a)[i] for a in arr)

@@ -107,8 +107,16 @@ def test_outputs_and_same_episodes(tmp_path):
     assert baseline in ("rate-threshold", "mpc", "paper-ewma")
     b = df.set_index("policy").loc[baseline]
     assert np.isnan(b["diff_per_s"]) or b["diff_per_s"] == 0.0
-    for f in ["summary.csv", "per_trace.csv", "per_step.parquet", "evaluation.json",
-              "reward_score.png", "latency_cdf.png", "accuracy_energy.png", "timeline.png"]:
+    for f in [
+        "summary.csv",
+        "per_trace.csv",
+        "per_step.parquet",
+        "evaluation.json",
+        "reward_score.png",
+        "latency_cdf.png",
+        "accuracy_energy.png",
+        "timeline.png",
+    ]:
         assert (out / f).is_file(), f  # fmt: skip
     for png in out.glob("*.png"):
         assert png.read_bytes()[:4] == b"\x89PNG"
@@ -128,9 +136,9 @@ def test_outputs_and_same_episodes(tmp_path):
     assert (same == 1).all() and (steps.groupby(["episode", "t_s"]).size() > 1).any()
     pt = pd.read_csv(out / "per_trace.csv")
     assert set(pt["policy"]) == set(df["policy"])
-    assert pt.groupby("policy")["frames"].sum().to_dict() == df.set_index("policy")[
-        "frames"
-    ].to_dict()
+    assert (
+        pt.groupby("policy")["frames"].sum().to_dict() == df.set_index("policy")["frames"].to_dict()
+    )
     meta = json.loads((out / "evaluation.json").read_text())
     assert meta["episodes"] == 4 and len(meta["plan"]["seeds"]) == 4
     assert meta["span_s"] == [15.0] * 4

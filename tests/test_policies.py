@@ -137,7 +137,12 @@ def test_rate_threshold_rule(table):
     want = table.compute_ms + 27648 * 0 + 2 * 20 + 5.0 + 56 + table.payload_bytes * 2.5e-3
     assert np.allclose(e2e[0], want)
     fits = want <= 300
-    value = table.accuracy - 0.05 * table.energy_j(table.payload_bytes * 2.5e-3)
+    energy = (
+        3.7e-3 * table.compute_ms
+        + 1.28804 * table.payload_bytes * 2.5e-6
+        + (0.43839 * 8e-6 * table.payload_bytes)
+    )
+    value = table.accuracy - 0.05 * energy
     busy = np.ceil(want)  # the next frame starts on the first 1 ms slot after the answer
     assert a == int(np.argmax(np.where(fits, value / busy, -np.inf)))  # reward per second
     # a third measurement pushes the first one out of the window of 2

@@ -89,9 +89,7 @@ def test_masks_and_attributes_for_maskable_ppo():
 
 
 def test_make_vec_env_monitors_episodes():
-    env = make_vec_env(
-        "default", "train", 2, seed=0, env_kwargs={"overrides": {"episode_s": 1.0}}
-    )
+    env = make_vec_env("default", "train", 2, seed=0, env_kwargs={"overrides": {"episode_s": 1.0}})
     env.reset()
     steps, episodes = np.zeros(2, dtype=int), []
     for _ in range(20):

@@ -23,7 +23,6 @@ Per frame, in mode ``m`` (flat k-major index) starting in unit ``n`` (exogenous 
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
 from collections.abc import Callable
 
 import numpy as np
@@ -95,8 +94,6 @@ class World:
         self.trace_names_arr = np.array(self.trace_names, dtype=object)
         self.durations = self.bank.durations
         self.durations_l = self.durations.tolist()
-        self._knots = [tr.knots.tolist() for tr in traces.traces]
-        self._cap_mbps = [(tr.capacity / MBPS).tolist() for tr in traces.traces]
         self._pieces = PieceIndex(traces.traces)
 
         # edge backlog bank (exogenous)
@@ -173,20 +170,18 @@ class World:
             self._samples_l,
             self.n_samples,
         )
-        xfer = self.traces.traces[ti].transfer_time
-        knots, caps, dur = self._knots[ti], self._cap_mbps[ti], self.durations_l[ti]
         row, n_slots, inv_slot = self._backlog_rows[real], self.n_slots, self.inv_slot
         delay_s, delay2_ms, deadline = self.delay_s, self.delay2_ms, self.deadline_ms
         max_mbps = self.max_mbps
-        cost = self.cost
-        energy_j, rewards, late_units = cost.energy_j, cost.rewards, cost.late_units
+        terms = self.cost.terms
         periodic, unit_s, unit_ms, spu = (
             self.periodic,
             self.unit_s,
             self.unit_ms,
             self.slots_per_unit,
         )
-        ceil = math.ceil
+        trace = self.traces.traces[ti]
+        xfer = trace.transfer
 
         def frame(m: int, n: int, sample: bool = True) -> tuple:
             t = t0 + n * unit_s
@@ -199,29 +194,21 @@ class World:
                 c = 0.0
             nbytes = payload_l[m]
             t_send = t + c * 0.001
-            tx = xfer(t_send, nbytes)
+            tx, cap = xfer(t_send, nbytes)
             t_arr = t_send + tx + delay_s
             q = row[(off + int(t_arr * inv_slot)) % n_slots]
             edge = q + svc_l[m] * mult_l[(h >> 16) & LOW]
             tx_ms = tx * 1000.0
             e2e = c + tx_ms + delay2_ms + edge
             on = e2e <= deadline
-            energy = energy_j(c, tx, rbytes_l[m])
             if sample and samples_l is not None:  # noqa: SIM108
                 acc = float(samples_l[m][(h >> 32) % n_samples])
             else:
                 acc = acc_l[m]
-            u = ceil(e2e / unit_ms)
-            if u < 1:
-                u = 1
-            if periodic:
-                dropped = u - 1
-                missed = float(dropped if on else dropped + 1)
-            else:
-                dropped = 0
-                missed = late_units(e2e)
-            r_acc, r_miss, r_en, reward = rewards(on, acc, missed, energy)
-            bw = caps[bisect_right(knots, t_send % dur) - 1]
+            energy, missed, dropped, u, r_acc, r_miss, r_en, reward = terms(
+                on, acc, e2e, c, tx, rbytes_l[m]
+            )
+            bw = cap / MBPS
             gp = nbytes * 8e-6 / tx if tx > 0.0 else max_mbps
             return (
                 acc, on, e2e, c, tx_ms, edge, q, nbytes, energy, bw, r_acc, r_miss, r_en,
@@ -268,31 +255,23 @@ class World:
         tx_ms = tx * 1000.0
         e2e = c + tx_ms + self.delay2_ms + edge
         on = e2e <= self.deadline_ms
-        energy = self.cost.energy_j(c, tx, self.radio_bytes_j[m])
         if sample and self.samples is not None:
             sidx = ((h >> np.uint64(32)) % np.uint64(self.n_samples)).astype(np.int64)
             acc = self.samples[m, sidx].astype(np.float64)
         else:
             acc = self.accuracy[m] * np.ones_like(e2e)
-        u = np.maximum(np.ceil(e2e / self.unit_ms), 1.0)
-        if self.periodic:
-            dropped = u - 1.0
-            missed = dropped + (~on)
-        else:
-            dropped = np.zeros_like(u)
-            missed = self.cost.late_units_array(e2e)
-        r_acc, r_miss, r_en, reward = self.cost.rewards(on, acc, missed, energy)
+        energy, missed, dropped, u, r_acc, r_miss, r_en, reward = self.cost.terms_array(
+            on, acc, e2e, c, tx, self.radio_bytes_j[m]
+        )
         bw = gp = None
         if not lean:
             dur = self.durations[ti_b]
             bw = self._pieces.capacity_mbps(ti_b, np.mod(t_send, dur))
             with np.errstate(divide="ignore", invalid="ignore"):
                 gp = np.where(tx > 0.0, nbytes * 8e-6 / tx, self.max_mbps)
-        ui = u.astype(np.int64)
         return (
             acc, on, e2e, c, tx_ms, edge, q, nbytes * np.ones_like(e2e), energy, bw, r_acc, r_miss,
-            r_en, missed, dropped.astype(np.int64), u * self.unit_ms, reward, gp,
-            n + ui,
+            r_en, missed, dropped, u * self.unit_ms, reward, gp, n + u,
         )  # fmt: skip
 
 

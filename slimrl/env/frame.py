@@ -12,6 +12,7 @@ intervals a late frame costs) has a scalar and an array form next to each other.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,16 +46,22 @@ INDEX = {k: i for i, k in enumerate(FRAME_KEYS)}
 
 @dataclass(frozen=True)
 class CostModel:
-    """Energy and reward of a frame, from the device profile and the scenario's reward weights.
+    """Energy, deadline accounting and reward of a frame, from the device profile, the scenario's
+    reward weights and how frames arrive.
 
     - energy (J) ``= P_compute * compute + base_w * transfer + alpha * Mbit`` (the radio model
       ``P = base_w + alpha * throughput`` integrated over the transfer);
+    - a frame occupies ``units = max(1, ceil(e2e / unit))`` time units (grid slots in the closed
+      loop, arrival ticks with periodic arrivals): the next frame starts after them;
     - a frame that misses the deadline earns no accuracy and costs ``miss_penalty`` per deadline
-      interval it blocked the device: in the closed loop ``e2e / deadline`` (in proportion to
-      how long it blocks, so a long miss costs exactly what several short misses of the same
-      total time cost, and stretching a miss never pays); with periodic arrivals 1 for the late
-      frame plus 1 per arrival dropped while the device was busy;
+      interval it blocked the device: in the closed loop ``e2e / deadline`` (in proportion to how
+      long it blocks, so a long miss costs exactly what several short misses of the same total
+      time cost, and stretching a miss never pays); with periodic arrivals 1 for the late frame
+      plus 1 per arrival dropped while the device was busy (``units - 1``);
     - ``reward = w_acc * accuracy * on_time - miss_penalty * missed - w_energy * energy``.
+
+    :meth:`terms` (Python floats, the single env's hot path) and :meth:`terms_array` (numpy) are
+    the same formulas, side by side; tests hold them equal bit for bit.
     """
 
     compute_power_w: float
@@ -64,10 +71,13 @@ class CostModel:
     w_accuracy: float
     miss_penalty: float
     w_energy: float
+    periodic: bool = False
+    unit_ms: float = 1.0
 
     @classmethod
     def from_scenario(cls, scenario) -> CostModel:
         dev, rw = scenario.device_profile, scenario.reward
+        periodic = scenario.arrival.mode == "periodic"
         return cls(
             compute_power_w=float(dev.compute_power_w),
             radio_base_w=float(dev.radio_base_w),
@@ -76,33 +86,61 @@ class CostModel:
             w_accuracy=float(rw.accuracy),
             miss_penalty=float(rw.miss_penalty),
             w_energy=float(rw.energy),
+            periodic=periodic,
+            unit_ms=1000.0 / scenario.arrival.fps if periodic else float(scenario.time_grid_ms),
         )
 
     def radio_bytes_j(self, payload_bytes):
         """The throughput term of the radio energy: ``alpha * Mbit`` (J)."""
         return self.radio_alpha_w_per_mbps * 8e-6 * payload_bytes
 
-    def energy_j(self, compute_ms, transfer_s, radio_bytes_j):
-        """Device energy (J) of a frame (floats or arrays)."""
-        return (
+    def terms(
+        self, on: bool, acc: float, e2e_ms: float, compute_ms: float, transfer_s: float,
+        radio_bytes_j: float,
+    ) -> tuple:  # fmt: skip
+        """``(energy_j, missed, dropped, units, reward_accuracy, reward_miss, reward_energy,
+        reward)`` of one frame (Python numbers)."""
+        energy = (
             self.compute_power_w * 0.001 * compute_ms
             + self.radio_base_w * transfer_s
             + (radio_bytes_j)
         )
-
-    def late_units(self, e2e_ms: float) -> float:
-        """Deadline intervals a late closed-loop answer costs: ``e2e / deadline`` (0 on time)."""
-        d = self.deadline_ms
-        return e2e_ms / d if e2e_ms > d else 0.0
-
-    def late_units_array(self, e2e_ms: np.ndarray) -> np.ndarray:
-        """:meth:`late_units` over an array."""
-        d = self.deadline_ms
-        return np.where(e2e_ms > d, e2e_ms / d, 0.0)
-
-    def rewards(self, on_time, accuracy, missed, energy_j):
-        """``(reward_accuracy, reward_miss, reward_energy, reward)`` (floats or arrays)."""
-        r_acc = on_time * self.w_accuracy * accuracy
+        units = math.ceil(e2e_ms / self.unit_ms)
+        if units < 1:
+            units = 1
+        if self.periodic:
+            dropped = units - 1
+            missed = float(dropped if on else dropped + 1)
+        else:
+            dropped = 0
+            missed = 0.0 if on else e2e_ms / self.deadline_ms
+        r_acc = on * self.w_accuracy * acc
         r_miss = 0.0 - self.miss_penalty * missed
-        r_en = 0.0 - self.w_energy * energy_j
-        return r_acc, r_miss, r_en, r_acc + r_miss + r_en
+        r_en = 0.0 - self.w_energy * energy
+        return energy, missed, dropped, units, r_acc, r_miss, r_en, r_acc + r_miss + r_en
+
+    def terms_array(
+        self, on: np.ndarray, acc: np.ndarray, e2e_ms: np.ndarray, compute_ms: np.ndarray,
+        transfer_s: np.ndarray, radio_bytes_j: np.ndarray,
+    ) -> tuple:  # fmt: skip
+        """:meth:`terms` over arrays (``dropped`` and ``units`` as int64)."""
+        energy = (
+            self.compute_power_w * 0.001 * compute_ms
+            + self.radio_base_w * transfer_s
+            + (radio_bytes_j)
+        )
+        units = np.maximum(np.ceil(e2e_ms / self.unit_ms), 1.0)
+        if self.periodic:
+            dropped = units - 1.0
+            missed = dropped + ~on
+        else:
+            dropped = np.zeros_like(units)
+            missed = np.where(on, 0.0, e2e_ms / self.deadline_ms)
+        r_acc = on * self.w_accuracy * acc
+        r_miss = 0.0 - self.miss_penalty * missed
+        r_en = 0.0 - self.w_energy * energy
+        reward = r_acc + r_miss + r_en
+        return (
+            energy, missed, dropped.astype(np.int64), units.astype(np.int64), r_acc, r_miss, r_en,
+            reward,
+        )  # fmt: skip

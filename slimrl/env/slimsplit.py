@@ -11,7 +11,7 @@ import numpy as np
 from gymnasium import spaces
 
 from slimrl.env.dynamics import World, action_mask
-from slimrl.env.frame import FRAME_INFO_KEYS, FRAME_KEYS, INDEX, N_INFO
+from slimrl.env.frame import FRAME_INFO_KEYS, FRAME_KEYS, INDEX
 from slimrl.env.observation import ObservationBuilder
 from slimrl.env.world_cache import build_world
 from slimrl.scenario import Scenario, load_scenario
@@ -205,7 +205,7 @@ class SlimSplitEnv(gym.Env):
         truncated = self._n >= self._horizon
         if truncated:
             self._needs_reset = True
-        info = dict(zip(FRAME_INFO_KEYS, f[:N_INFO], strict=True))
+        info = dict(zip(FRAME_INFO_KEYS, f, strict=False))  # the info fields come first
         info["k"] = k
         info["bits"] = b
         info["t_s"] = self._t0 + n * self._unit_s

@@ -24,7 +24,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from slimrl.env.dynamics import World, action_mask
-from slimrl.env.frame import FRAME_INFO_KEYS, N_INFO
+from slimrl.env.frame import FRAME_INFO_KEYS
 from slimrl.env.observation import ObservationBuilder
 from slimrl.env.slimsplit import (
     _C,
@@ -153,7 +153,7 @@ class SlimSplitVectorEnv(VectorEnv):
         obs = self.obs_builder.build(g, f[_TX], f[_C], f[_E2E], f[_Q], f[_ON], k, b)
         self._n = f[_NEXT]
         truncated = self._n >= self._horizon
-        infos: dict[str, Any] = dict(zip(FRAME_INFO_KEYS, f[:N_INFO], strict=True))
+        infos: dict[str, Any] = dict(zip(FRAME_INFO_KEYS, f, strict=False))  # info fields first
         infos["k"] = k
         infos["bits"] = b
         infos["t_s"] = self._t0 + n * w.unit_s

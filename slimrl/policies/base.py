@@ -109,28 +109,24 @@ class ModeTable:
         """From a SlimSplit env (wrapped or not) or a ``SlimSplitVectorEnv``."""
         return cls.from_world(world_of(env))
 
-    def energy_j(self, transfer_ms: np.ndarray, modes: Any = slice(None)) -> np.ndarray:
-        """Expected energy (J) of ``modes`` (default every mode, in order) at their mean compute
-        time and ``transfer_ms``."""
-        return self.cost.energy_j(
-            self.compute_ms[modes],
-            1e-3 * transfer_ms,
-            self.cost.radio_bytes_j(self.payload_bytes[modes]),
-        )
-
     def expected_reward(
         self, e2e_ms: np.ndarray, transfer_ms: np.ndarray, modes: Any = slice(None)
     ) -> np.ndarray:
         """Reward of ``modes`` (default every mode) if their frames took ``e2e_ms``: table
-        accuracy, the scenario's deadline accounting, predicted energy."""
-        on = e2e_ms <= self.deadline_ms
-        if self.periodic:
-            dropped = np.maximum(np.ceil(e2e_ms / self.unit_ms), 1.0) - 1.0
-            missed = dropped + ~on
-        else:
-            missed = self.cost.late_units_array(e2e_ms)
-        energy = self.energy_j(transfer_ms, modes)
-        return self.cost.rewards(on, self.accuracy[modes], missed, energy)[3]
+        accuracy, mean compute time, the scenario's deadline accounting and radio energy."""
+        cost = self.cost
+        return cost.terms_array(
+            e2e_ms <= self.deadline_ms,
+            self.accuracy[modes],
+            e2e_ms,
+            self.compute_ms[modes],
+            1e-3 * transfer_ms,
+            cost.radio_bytes_j(self.payload_bytes[modes]),
+        )[-1]
+
+    def busy_ms(self, e2e_ms: np.ndarray) -> np.ndarray:
+        """Time from a frame's start to the next frame's start if the frame took ``e2e_ms``."""
+        return np.maximum(np.ceil(e2e_ms / self.unit_ms), 1.0) * self.unit_ms
 
     def action_mask(self, multidiscrete: bool) -> np.ndarray:
         """Allowed actions in MaskablePPO's format (K + B, or K * B when flat)."""

@@ -217,7 +217,7 @@ class RateThreshold(BatchPolicy):
         budget = (self.margin * self.table.deadline_ms).reshape(-1, 1)
         fits = (e2e <= budget) & self._allowed
         t = self.table
-        busy = np.maximum(np.ceil(e2e / t.unit_ms), 1.0) * t.unit_ms
+        busy = t.busy_ms(e2e)
         value = t.expected_reward(e2e, tx) / busy
         best = np.where(fits, value, _NEG).argmax(axis=1)
         fallback = np.where(self._allowed, e2e, np.inf).argmin(axis=1)

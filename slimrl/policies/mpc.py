@@ -144,7 +144,7 @@ class RobustMPC(BatchPolicy):
             if first_e2e is None:
                 first_e2e = e2e
             r = t.expected_reward(e2e, tx_h, m)
-            busy = np.maximum(np.ceil(e2e / t.unit_ms), 1.0) * t.unit_ms
+            busy = t.busy_ms(e2e)
             total_r += r
             total_t += busy
             queue = np.maximum(queue - busy, 0.0)

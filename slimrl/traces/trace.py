@@ -256,9 +256,14 @@ class Trace:
         cumulative bytes reach the target, so an end that lands exactly on the start of an outage
         does not wait for the outage. ``nbytes == 0`` gives 0.0.
         """
+        return self.transfer(t, nbytes)[0]
+
+    def transfer(self, t: float, nbytes: float) -> tuple[float, float]:
+        """``(transfer_time(t, nbytes), capacity at t)`` in one lookup (s, bytes/s)."""
+
         if nbytes <= 0:
             if nbytes == 0:
-                return 0.0
+                return 0.0, self.capacity_at(t)
             raise ValueError(f"nbytes must be >= 0, got {nbytes!r}")
         dur = self._duration
         knots, cum, cap = self._knots_l, self._cum_l, self._cap_l
@@ -285,7 +290,7 @@ class Trace:
             j = len(cum) - 1
         end = knots[j - 1] + (r - cum[j - 1]) / cap[j - 1]
         dt = p * dur + end - tm
-        return dt if dt > 0.0 else 0.0
+        return (dt if dt > 0.0 else 0.0), cap[i]
 
     def transfer_times(self, t: float | np.ndarray, nbytes: float | np.ndarray) -> np.ndarray:
         """Vectorised :meth:`transfer_time` over broadcast arrays ``t`` (s) and ``nbytes``."""
