@@ -76,7 +76,6 @@ class World:
         self.delay_ms = scenario.link.base_delay_ms
         self.delay_s = self.delay_ms * 0.001
         self.delay2_ms = 2.0 * self.delay_ms
-        self.max_mbps = scenario.observation.max_mbps
 
         # time: grid slots (closed loop) or arrival ticks (periodic)
         self.periodic = scenario.arrival.mode == "periodic"
@@ -172,7 +171,6 @@ class World:
         )
         row, n_slots, inv_slot = self._backlog_rows[real], self.n_slots, self.inv_slot
         delay_s, delay2_ms, deadline = self.delay_s, self.delay2_ms, self.deadline_ms
-        max_mbps = self.max_mbps
         terms = self.cost.terms
         periodic, unit_s, unit_ms, spu = (
             self.periodic,
@@ -209,10 +207,9 @@ class World:
                 on, acc, e2e, c, tx, rbytes_l[m]
             )
             bw = cap / MBPS
-            gp = nbytes * 8e-6 / tx if tx > 0.0 else max_mbps
             return (
                 acc, on, e2e, c, tx_ms, edge, q, nbytes, energy, bw, r_acc, r_miss, r_en,
-                missed, dropped, u * unit_ms, reward, gp, n + u,
+                missed, dropped, u * unit_ms, reward, n + u,
             )  # fmt: skip
 
         return frame
@@ -232,8 +229,7 @@ class World:
     ) -> tuple[np.ndarray, ...]:
         """The scalar frame function over broadcast arrays (values in ``FRAME_KEYS`` order).
 
-        ``lean`` (planners) skips what the device observes but the return does not depend on:
-        ``bandwidth_mbps`` and ``goodput_mbps`` are None.
+        ``lean`` (planners) skips what the return does not depend on: ``bandwidth_mbps`` is None.
         """
         n = np.asarray(n, dtype=np.int64)
         t = t0 + n * self.unit_s
@@ -263,15 +259,13 @@ class World:
         energy, missed, dropped, u, r_acc, r_miss, r_en, reward = self.cost.terms_array(
             on, acc, e2e, c, tx, self.radio_bytes_j[m]
         )
-        bw = gp = None
+        bw = None
         if not lean:
             dur = self.durations[ti_b]
             bw = self._pieces.capacity_mbps(ti_b, np.mod(t_send, dur))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                gp = np.where(tx > 0.0, nbytes * 8e-6 / tx, self.max_mbps)
         return (
             acc, on, e2e, c, tx_ms, edge, q, nbytes * np.ones_like(e2e), energy, bw, r_acc, r_miss,
-            r_en, missed, dropped, u * self.unit_ms, reward, gp, n + u,
+            r_en, missed, dropped, u * self.unit_ms, reward, n + u,
         )  # fmt: skip
 
 

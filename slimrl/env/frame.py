@@ -36,7 +36,6 @@ FRAME_KEYS = (
     "dropped",  # arrivals dropped while busy (periodic arrivals; 0 in the closed loop)
     "busy_ms",  # time from this frame's start to the next frame's start
     "reward",  # reward_accuracy + reward_miss + reward_energy
-    "goodput_mbps",  # payload / transfer time, what the device measures
     "next_unit",  # time unit (grid slot or arrival tick) at which the next frame starts
 )
 N_INFO = FRAME_KEYS.index("reward")

@@ -1,24 +1,28 @@
-"""The observation vector: only what a real device knows after its last answer came back.
+"""The observation: what a real device knows after its last answer, in units free of link scale.
 
-One builder serves the simulator (one env or a batch of N) and the device runtime, which feeds
-it real measurements. Layout (``ObservationBuilder.names``), all float32, bounds in ``space``:
+One builder serves the simulator (one env or a batch of N) and the device runtime, which feeds it
+real measurements. Every value is a ratio squashed into [0, 1) by ``x / (1 + x)`` (the logistic
+of ``log x``): no clip that saturates on a faster or slower link, and a link 100 times faster
+moves the inputs smoothly towards their limit instead of off the scale the policy trained on.
+Time ratios are taken against the deadline ``D``; the link enters only through the transfer
+times it caused. Layout (``ObservationBuilder.names``), float32:
 
-=====================  ========================================================  ============
-name                   meaning                                                   bounds
-=====================  ========================================================  ============
-goodput_mbps_0..H-1    goodput of the last H transfers, most recent first        [0, max_mbps]
-                       (bytes * 8 / transfer time, Mbit/s; 0 before any)
-transfer_s             time the last payload took on the uplink                  [0, max_time_s]
-compute_s              device compute time of the last frame                     [0, max_time_s]
-e2e_s                  end-to-end latency of the last frame                      [0, max_time_s]
-edge_queue_s           queueing delay the edge reported with its last answer     [0, max_time_s]
-on_time                1 if the last frame met the deadline, else 0              [0, 1]
-k_frac                 k of the last frame / K_max (0 before any)                [0, 1]
-bits_frac              bits of the last frame / bits_max (0 before any)          [0, 1]
-deadline_s             the deadline                                              [0, max(...)]
-=====================  ========================================================  ============
-
-Values above a bound are clipped to it.
+=====================  ========================================================================
+name                   meaning
+=====================  ========================================================================
+fit_<bytes>            predicted transfer time of a payload of that size over ``D``, squashed:
+                       ``a / (D + a)`` with ``a = bytes * mean(transfer_ms / bytes)`` over the
+                       last H transfers (the harmonic-mean goodput); one per payload size
+trend_0..H-1           goodput of each of the last H transfers against that mean, newest first:
+                       ``inv_mean / (inv_mean + inv_i)`` (0.5: as fast as the mean; 0.5 if none)
+queue                  queueing delay the edge reported with its last answer: ``q / (D + q)``
+network                the rest of the last round trip (base delays, framing): ``o / (D + o)``,
+                       ``o = e2e - compute - transfer - edge`` (>= 0)
+e2e                    last end-to-end latency: ``e2e / (D + e2e)`` (0.5 at the deadline)
+on_time                1 if the last frame met the deadline, else 0
+k_frac, bits_frac      k / K_max and bits / bits_max of the last frame (0 before any)
+filled                 transfers in the history / H (0 before the first answer)
+=====================  ========================================================================
 """
 
 from __future__ import annotations
@@ -29,9 +33,15 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+LAYOUT = "scale-free-v1"
+
 
 class ObservationBuilder:
-    """Turns device-side measurements into the float32 observation (one device or a batch)."""
+    """Turns device-side measurements into the float32 observation (one device or a batch).
+
+    The goodput history is kept by the caller as inverse goodputs (``transfer_ms / bytes``, ms
+    per byte), newest first, with the number of transfers seen.
+    """
 
     def __init__(
         self,
@@ -39,131 +49,161 @@ class ObservationBuilder:
         k_max: int,
         bits_max: int,
         deadline_ms: float,
-        max_mbps: float = 1000.0,
-        max_time_s: float = 10.0,
+        payload_bytes: Sequence[float],
     ) -> None:
         self.history = int(history)
         self.k_max = int(k_max)
         self.bits_max = int(bits_max)
-        self.deadline_s = float(deadline_ms) / 1000.0
-        self.max_mbps = float(max_mbps)
-        self.max_time_s = float(max_time_s)
-        H = self.history
+        self.deadline_ms = float(deadline_ms)
+        self.payloads = tuple(sorted({float(p) for p in payload_bytes}))
+        if self.history < 1 or not self.payloads or self.deadline_ms <= 0:
+            raise ValueError("observation: history >= 1, payload sizes and a deadline > 0 needed")
+        H, B = self.history, len(self.payloads)
         self.names: tuple[str, ...] = (
-            *(f"goodput_mbps_{i}" for i in range(H)),
-            "transfer_s",
-            "compute_s",
-            "e2e_s",
-            "edge_queue_s",
+            *(f"fit_{int(p)}" for p in self.payloads),
+            *(f"trend_{i}" for i in range(H)),
+            "queue",
+            "network",
+            "e2e",
             "on_time",
             "k_frac",
             "bits_frac",
-            "deadline_s",
+            "filled",
         )
         self.dim = len(self.names)
-        high = np.array(
-            [self.max_mbps] * H
-            + [self.max_time_s] * 4
-            + [1.0, 1.0, 1.0, max(self.deadline_s, self.max_time_s)],
-            dtype=np.float32,
-        )
         self.low = np.zeros(self.dim, dtype=np.float32)
-        self.high = high
+        self.high = np.ones(self.dim, dtype=np.float32)
         self.space = spaces.Box(self.low, self.high, dtype=np.float32)
-        self._deadline_obs = min(self.deadline_s, float(high[-1]))
+        self._B, self._H = B, H
         self._inv_k = 1.0 / self.k_max
         self._inv_b = 1.0 / self.bits_max
+        self._payload_arr = np.array(self.payloads)
+        self._initial = np.zeros(self.dim, dtype=np.float32)
+        self._initial[B : B + H] = 0.5
 
+    # -- construction ----------------------------------------------------------------------------
     @classmethod
-    def from_scenario(cls, scenario: Any, k_max: int, bits_max: int) -> ObservationBuilder:
-        """The builder of a scenario's observation (its ``observation`` section and deadline)."""
-        ob = scenario.observation
-        return cls(ob.history, k_max, bits_max, scenario.deadline_ms, ob.max_mbps, ob.max_time_s)
+    def from_world(cls, world: Any) -> ObservationBuilder:
+        """The builder of a world's scenario (its observation history, deadline, payloads)."""
+        payloads = np.asarray(world.payload)[np.asarray(world.mode_mask, dtype=bool)]
+        return cls(
+            world.scenario.observation.history,
+            world.k_max,
+            world.bits_max,
+            world.deadline_ms,
+            payloads,
+        )
 
     def spec(self) -> dict:
         """A JSON-ready description (names, bounds, parameters) for export manifests."""
         return {
+            "layout": LAYOUT,
             "names": list(self.names),
             "low": self.low.tolist(),
             "high": self.high.tolist(),
             "history": self.history,
             "k_max": self.k_max,
             "bits_max": self.bits_max,
-            "deadline_s": self.deadline_s,
-            "max_mbps": self.max_mbps,
-            "max_time_s": self.max_time_s,
+            "deadline_ms": self.deadline_ms,
+            "payload_bytes": list(self.payloads),
         }
 
+    @classmethod
+    def from_spec(cls, spec: dict, deadline_ms: float | None = None) -> ObservationBuilder:
+        """The builder a manifest's observation spec describes (``deadline_ms`` overrides)."""
+        if spec.get("layout") != LAYOUT:
+            raise ValueError(
+                f"observation layout {spec.get('layout')!r}; this slimrl builds {LAYOUT!r}"
+            )
+        return cls(
+            spec["history"],
+            spec["k_max"],
+            spec["bits_max"],
+            spec["deadline_ms"] if deadline_ms is None else deadline_ms,
+            spec["payload_bytes"],
+        )
+
+    # -- observations ----------------------------------------------------------------------------
     def initial(self, n: int | None = None) -> np.ndarray:
-        """The observation before any frame: zeros except the deadline (shape (D,) or (n, D))."""
-        obs = np.zeros(self.dim if n is None else (n, self.dim), dtype=np.float32)
-        obs[..., -1] = min(self.deadline_s, self.high[-1])
-        return obs
-
-    def build(
-        self,
-        goodput_mbps: Sequence[float] | np.ndarray,
-        transfer_ms: float | np.ndarray,
-        compute_ms: float | np.ndarray,
-        e2e_ms: float | np.ndarray,
-        edge_queue_ms: float | np.ndarray,
-        on_time: bool | np.ndarray,
-        k: int | np.ndarray,
-        bits: int | np.ndarray,
-    ) -> np.ndarray:
-        """Observation(s) from measurements: ``goodput_mbps`` (..., H), the rest scalars or (...,).
-
-        With one device, pass H goodputs and scalars and get shape (D,); with a batch of N,
-        pass (N, H) and (N,) arrays and get (N, D). Times are in ms, as measured.
-        """
-        g = np.asarray(goodput_mbps, dtype=np.float64)
-        if g.shape[-1:] != (self.history,):
-            raise ValueError(f"goodput_mbps: expected last dimension {self.history}, got {g.shape}")
-        # float64 values, rounded once to float32 on assignment (as in build_one)
-        obs = np.empty((*g.shape[:-1], self.dim), dtype=np.float32)
-        H = self.history
-        obs[..., :H] = g
-        obs[..., H] = np.asarray(transfer_ms, dtype=np.float64) * 0.001
-        obs[..., H + 1] = np.asarray(compute_ms, dtype=np.float64) * 0.001
-        obs[..., H + 2] = np.asarray(e2e_ms, dtype=np.float64) * 0.001
-        obs[..., H + 3] = np.asarray(edge_queue_ms, dtype=np.float64) * 0.001
-        obs[..., H + 4] = np.asarray(on_time, dtype=np.float64)
-        obs[..., H + 5] = np.asarray(k, dtype=np.float64) * self._inv_k
-        obs[..., H + 6] = np.asarray(bits, dtype=np.float64) * self._inv_b
-        obs[..., H + 7] = self.deadline_s
-        return self.finish(obs)
+        """The observation before any frame, shape (D,) or (n, D)."""
+        if n is None:
+            return self._initial.copy()
+        return np.broadcast_to(self._initial, (n, self.dim)).copy()
 
     def build_one(
         self,
-        goodput_mbps: list[float],
+        inv: Sequence[float],
+        count: int,
         transfer_ms: float,
         compute_ms: float,
-        e2e_ms: float,
+        edge_ms: float,
         edge_queue_ms: float,
+        e2e_ms: float,
         on_time: bool,
         k: int,
         bits: int,
     ) -> np.ndarray:
-        """Fast path of :meth:`build` for one device fed Python numbers (same result)."""
-        hg, ht = self.max_mbps, self.max_time_s
-        vals = [hg if v > hg else (v if v > 0.0 else 0.0) for v in goodput_mbps]
-        if len(vals) != self.history:
-            raise ValueError(f"goodput_mbps: expected {self.history} values, got {len(vals)}")
-        for v in (transfer_ms * 0.001, compute_ms * 0.001, e2e_ms * 0.001, edge_queue_ms * 0.001):
-            vals.append(ht if v > ht else (v if v > 0.0 else 0.0))
-        kf, bf = k * self._inv_k, bits * self._inv_b
+        """One device's observation. ``inv``: the last H transfers' ms per byte, newest first
+        (the first ``count`` valid); the rest are the last frame's measurements (ms)."""
+        d = self.deadline_ms
+        H = self._H
+        used = count if count < H else H
+        mean = sum(inv[:used]) / used if used else 0.0
+        vals = []
+        for p in self.payloads:
+            a = p * mean
+            vals.append(a / (d + a))
+        for i in range(H):
+            den = mean + inv[i]
+            vals.append(mean / den if i < used and den > 0.0 else 0.5)
+        o = e2e_ms - compute_ms - transfer_ms - edge_ms
+        if o < 0.0:
+            o = 0.0
+        q = edge_queue_ms if edge_queue_ms > 0.0 else 0.0
         vals += (
+            q / (d + q),
+            o / (d + o),
+            e2e_ms / (d + e2e_ms),
             1.0 if on_time else 0.0,
-            1.0 if kf > 1.0 else (kf if kf > 0.0 else 0.0),
-            1.0 if bf > 1.0 else (bf if bf > 0.0 else 0.0),
-            self._deadline_obs,
+            k * self._inv_k,
+            bits * self._inv_b,
+            used / H,
         )
-        return np.fromiter(vals, np.float32, self.dim)
+        return np.array(vals, dtype=np.float32)
 
-    def finish(self, obs: np.ndarray) -> np.ndarray:
-        """Cast to float32 and clip to the bounds (in place where possible)."""
-        if obs.dtype != np.float32:
-            obs = obs.astype(np.float32)
-        np.minimum(obs, self.high, out=obs)
-        np.maximum(obs, self.low, out=obs)
+    def build(
+        self,
+        inv: np.ndarray,
+        count: np.ndarray,
+        transfer_ms: np.ndarray,
+        compute_ms: np.ndarray,
+        edge_ms: np.ndarray,
+        edge_queue_ms: np.ndarray,
+        e2e_ms: np.ndarray,
+        on_time: np.ndarray,
+        k: np.ndarray,
+        bits: np.ndarray,
+    ) -> np.ndarray:
+        """:meth:`build_one` for a batch: ``inv`` (N, H), the rest (N,); returns (N, D)."""
+        d = self.deadline_ms
+        H, B = self._H, self._B
+        inv = np.asarray(inv, dtype=np.float64)
+        used = np.minimum(np.asarray(count), H)
+        valid = np.arange(H)[None, :] < used[:, None]
+        obs = np.empty((len(inv), self.dim), dtype=np.float32)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(used > 0, np.where(valid, inv, 0.0).sum(axis=1) / used, 0.0)
+            a = self._payload_arr[None, :] * mean[:, None]
+            obs[:, :B] = a / (d + a)
+            den = mean[:, None] + inv
+            obs[:, B : B + H] = np.where(valid & (den > 0.0), mean[:, None] / den, 0.5)
+        o = np.maximum(e2e_ms - compute_ms - transfer_ms - edge_ms, 0.0)
+        q = np.maximum(edge_queue_ms, 0.0)
+        obs[:, B + H] = q / (d + q)
+        obs[:, B + H + 1] = o / (d + o)
+        obs[:, B + H + 2] = e2e_ms / (d + e2e_ms)
+        obs[:, B + H + 3] = np.asarray(on_time, dtype=np.float64)
+        obs[:, B + H + 4] = np.asarray(k, dtype=np.float64) * self._inv_k
+        obs[:, B + H + 5] = np.asarray(bits, dtype=np.float64) * self._inv_b
+        obs[:, B + H + 6] = used / H
         return obs

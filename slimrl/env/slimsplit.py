@@ -23,10 +23,10 @@ RESET_KEYS = ("t_s", "trace", "action_mask")
 #: lookahead keys (each a (K, B) array): the frame terms up to the reward
 LOOKAHEAD_KEYS = FRAME_KEYS[: FRAME_KEYS.index("reward") + 1]
 
-_GP, _TX, _C, _E2E, _Q, _ON, _R, _NEXT = (
+_TX, _C, _EDGE, _Q, _E2E, _ON, _BYTES, _R, _NEXT = (
     INDEX[k]
     for k in (
-        "goodput_mbps", "transfer_ms", "compute_ms", "e2e_ms", "edge_queue_ms", "on_time",
+        "transfer_ms", "compute_ms", "edge_ms", "edge_queue_ms", "e2e_ms", "on_time", "bytes",
         "reward", "next_unit",
     )
 )  # fmt: skip
@@ -60,22 +60,22 @@ class SlimSplitEnv(gym.Env):
 
     ## Observation Space
 
-    ``Box(0, high, (H + 8,), float32)``, built by :class:`ObservationBuilder` from what the device
-    knows after its last answer (H = ``observation.history``):
+    ``Box(0, 1, (P + H + 7,), float32)``, built by :class:`ObservationBuilder` from what the device
+    knows after its last answer, every value a ratio squashed by ``x / (1 + x)`` so that no input
+    depends on the link's scale (P payload sizes, H = ``observation.history``):
 
-    | index     | observation                                          | min | max          |
-    |-----------|------------------------------------------------------|-----|--------------|
-    | 0..H-1    | goodput of the last H transfers, newest first (Mbit/s)| 0  | max_mbps     |
-    | H         | last transfer time (s)                               | 0   | max_time_s   |
-    | H+1       | last compute time (s)                                | 0   | max_time_s   |
-    | H+2       | last end-to-end latency (s)                          | 0   | max_time_s   |
-    | H+3       | queueing delay the edge reported with its answer (s) | 0   | max_time_s   |
-    | H+4       | last frame on time (0/1)                             | 0   | 1            |
-    | H+5       | last k / K_max                                       | 0   | 1            |
-    | H+6       | last bits / bits_max                                 | 0   | 1            |
-    | H+7       | deadline (s)                                         | 0   | max(D, max_time_s) |
+    | index         | observation                                                          |
+    |---------------|----------------------------------------------------------------------|
+    | 0..P-1        | predicted transfer time of each payload size over the deadline        |
+    | P..P+H-1      | goodput of each of the last H transfers against their harmonic mean   |
+    | P+H           | queueing delay the edge reported with its last answer, over deadline  |
+    | P+H+1         | the rest of the last round trip (base delays) over the deadline       |
+    | P+H+2         | last end-to-end latency over the deadline (0.5 at the deadline)       |
+    | P+H+3         | last frame on time (0/1)                                              |
+    | P+H+4, P+H+5  | last k / K_max, last bits / bits_max                                  |
+    | P+H+6         | transfers in the history / H                                          |
 
-    Before the first frame everything is 0 except the deadline. Names: ``obs_builder.names``.
+    Before the first frame: zeros, with the trend entries at 0.5. Names: ``obs_builder.names``.
 
     ## Rewards
 
@@ -143,7 +143,7 @@ class SlimSplitEnv(gym.Env):
         self.world: World = build_world(self.scenario, trace_dir, split)
         w = self.world
         ob = self.scenario.observation
-        self.obs_builder = ObservationBuilder.from_scenario(self.scenario, w.k_max, w.bits_max)
+        self.obs_builder = ObservationBuilder.from_world(w)
         self.observation_space = self.obs_builder.space
         self.action_space = mode_space(w, action_space)
         self._mask = action_mask(w.mode_mask, w.K, w.B, action_space == "multidiscrete")
@@ -174,7 +174,8 @@ class SlimSplitEnv(gym.Env):
         self._horizon = w.horizon(ti, start, full)
         self._t0, self._unit_s = start, w.unit_s
         self._trace_name = w.trace_names[ti]
-        self._gp = [0.0] * self._H
+        self._inv = [0.0] * self._H  # ms per byte of the last transfers, newest first
+        self._count = 0
         self._needs_reset = False
         obs = self.obs_builder.initial()
         return obs, {"t_s": start, "trace": self._trace_name, "action_mask": self._mask.copy()}
@@ -197,10 +198,12 @@ class SlimSplitEnv(gym.Env):
         n = self._n
         f = self._ep_frame(m, n)
         k, b = self._action_table[m]
-        g = self._gp
-        g.insert(0, f[_GP])
-        g.pop()
-        obs = self._build_obs(g, f[_TX], f[_C], f[_E2E], f[_Q], f[_ON], k, b)
+        inv = self._inv
+        tx = f[_TX]
+        inv.insert(0, tx / f[_BYTES])
+        inv.pop()
+        self._count = count = self._count + 1
+        obs = self._build_obs(inv, count, tx, f[_C], f[_EDGE], f[_Q], f[_E2E], f[_ON], k, b)
         self._n = f[_NEXT]
         truncated = self._n >= self._horizon
         if truncated:

@@ -27,9 +27,10 @@ from slimrl.env.dynamics import World, action_mask
 from slimrl.env.frame import FRAME_INFO_KEYS
 from slimrl.env.observation import ObservationBuilder
 from slimrl.env.slimsplit import (
+    _BYTES,
     _C,
     _E2E,
-    _GP,
+    _EDGE,
     _NEXT,
     _ON,
     _Q,
@@ -69,7 +70,7 @@ class SlimSplitVectorEnv(VectorEnv):
         self.world: World = build_world(self.scenario, trace_dir, split)
         w = self.world
         ob = self.scenario.observation
-        self.obs_builder = ObservationBuilder.from_scenario(self.scenario, w.k_max, w.bits_max)
+        self.obs_builder = ObservationBuilder.from_world(w)
         self.single_observation_space = self.obs_builder.space
         self.observation_space = batch_space(self.single_observation_space, N)
         self.single_action_space = mode_space(w, action_space)
@@ -90,7 +91,8 @@ class SlimSplitVectorEnv(VectorEnv):
         self._key = np.zeros(N, dtype=np.uint64)
         self._n = np.zeros(N, dtype=np.int64)
         self._horizon = np.ones(N, dtype=np.int64)
-        self._gp = np.zeros((N, H))
+        self._inv = np.zeros((N, H))  # ms per byte of the last transfers, newest first
+        self._count = np.zeros(N, dtype=np.int64)
         self._all = np.ones(N, dtype=bool)
         self._started = False
 
@@ -147,10 +149,13 @@ class SlimSplitVectorEnv(VectorEnv):
         n = self._n
         f = w.frames(m, n, self._ti, self._t0, self._real, self._off, self._key)
         k, b = w.k_of[m], w.bits_of[m]
-        g = self._gp
-        g[:, 1:] = g[:, :-1]
-        g[:, 0] = f[_GP]
-        obs = self.obs_builder.build(g, f[_TX], f[_C], f[_E2E], f[_Q], f[_ON], k, b)
+        inv = self._inv
+        inv[:, 1:] = inv[:, :-1]
+        inv[:, 0] = f[_TX] / f[_BYTES]
+        self._count += 1
+        obs = self.obs_builder.build(
+            inv, self._count, f[_TX], f[_C], f[_EDGE], f[_Q], f[_E2E], f[_ON], k, b
+        )
         self._n = f[_NEXT]
         truncated = self._n >= self._horizon
         infos: dict[str, Any] = dict(zip(FRAME_INFO_KEYS, f, strict=False))  # info fields first
@@ -247,7 +252,8 @@ class SlimSplitVectorEnv(VectorEnv):
         self._key[i] = key
         self._n[i] = 0
         self._horizon[i] = w.horizon(ti, start, full)
-        self._gp[i] = 0.0
+        self._inv[i] = 0.0
+        self._count[i] = 0
 
     def _reset_infos(self) -> dict[str, Any]:
         return {

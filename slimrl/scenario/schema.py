@@ -265,8 +265,6 @@ class RewardConfig:
 @dataclass(frozen=True, kw_only=True)
 class ObservationConfig:
     history: int = spec(4, Number(ge=1, le=64, integer=True))
-    max_mbps: float = spec(1000.0, Number(gt=0))
-    max_time_s: float = spec(10.0, Number(gt=0))
 
 
 def _mode_list(attr: str, value: Any, path: str, f: Fields) -> tuple[int, ...]:
