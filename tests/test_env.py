@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 import slimrl  # noqa: F401  (registers SlimSplit-v0)
 from slimrl.env.observation import ObservationBuilder
 from slimrl.env.slimsplit import INFO_KEYS, LOOKAHEAD_KEYS, SlimSplitEnv
+from slimrl.errors import ScenarioError
 from slimrl.paths import ENVS_DIR
 
 PROFILE = ENVS_DIR / "profiles" / "models" / "assine2023-effdet-d2.csv"
@@ -69,7 +70,8 @@ def test_make_registered_with_overrides():
     assert env.unwrapped.scenario.deadline_ms == 600
     obs, info = env.reset(seed=0)
     assert env.observation_space.contains(obs)
-    assert abs(obs[-1] - 0.6) < 1e-6
+    assert obs.tolist() == env.unwrapped.obs_builder.initial().tolist()
+    assert env.unwrapped.obs_builder.deadline_ms == 600
     env2 = gym.make("SlimSplit-v0", overrides=slimrl.env.parse_set_args(["reward.energy=0.2"]))
     assert env2.unwrapped.scenario.reward.energy == 0.2
 
@@ -145,12 +147,18 @@ def test_hand_computed_frames(synth):
     assert info["reward_accuracy"] + info["reward_miss"] + info["reward_energy"] == pytest.approx(r)
     assert not term and not trunc
     H = env.scenario.observation.history
-    assert obs[0] == pytest.approx(8.0, rel=1e-6)  # goodput Mbit/s
-    assert obs[1:H].tolist() == [0.0] * (H - 1)
-    assert obs[H] == pytest.approx(tx_s, rel=1e-6)
-    assert obs[H + 1] == pytest.approx(0.1)
-    assert obs[H + 2] == pytest.approx(e2e / 1000, rel=1e-6)
-    assert obs[H + 4 :].tolist() == pytest.approx([1.0, 0.25, 0.5, 0.3])
+    names = env.obs_builder.names
+    o = dict(zip(names, obs.tolist(), strict=True))
+    # predicted transfer of each payload size over the deadline, squashed: a / (D + a)
+    for bits in (1, 2, 3, 4):
+        a = 6912 * bits / 1e6 * 1000
+        assert o[f"fit_{6912 * bits}"] == pytest.approx(a / (300 + a), rel=1e-6)
+    assert [o[f"trend_{i}"] for i in range(H)] == [0.5] * H  # one transfer: as fast as the mean
+    assert o["network"] == pytest.approx(40 / 340, rel=1e-6)  # the two 20 ms base delays
+    assert o["e2e"] == pytest.approx(e2e / (300 + e2e), rel=1e-6)
+    assert [o["queue"], o["on_time"], o["k_frac"], o["bits_frac"], o["filled"]] == pytest.approx(
+        [0.0, 1.0, 0.25, 0.5, 1 / H]
+    )
     assert info["busy_ms"] == math.ceil(e2e) and info["missed"] == 0
     # the next frame starts on the first 1 ms slot after the answer; k=4 misses 300 ms and
     # costs the miss penalty per deadline interval it blocked the device (e2e / deadline)
@@ -162,7 +170,7 @@ def test_hand_computed_frames(synth):
     assert info["on_time"] is False and info["reward_accuracy"] == 0.0
     assert info["missed"] == pytest.approx(e2e2 / 300)
     assert r == pytest.approx(-0.5 * e2e2 / 300 - 0.05 * energy2)
-    assert obs[H + 4] == 0.0
+    assert dict(zip(names, obs.tolist(), strict=True))["on_time"] == 0.0
 
 
 def test_outage_stalls_transfer(synth):
@@ -266,25 +274,33 @@ def test_per_sample_accuracy(tmp_path):
 
 
 def test_observation_builder_one_and_batch():
-    ob = ObservationBuilder(3, 4, 4, 300.0, max_mbps=50.0, max_time_s=2.0)
-    one = ob.build_one([60.0, 1.5, 0.0], 120.0, 100.0, 5000.0, 30.0, True, 2, 3)
-    same = ob.build([60.0, 1.5, 0.0], 120.0, 100.0, 5000.0, 30.0, True, 2, 3)
-    assert one.dtype == np.float32 and np.array_equal(one, same)
-    assert one.tolist() == pytest.approx(
-        [50.0, 1.5, 0.0, 0.12, 0.1, 2.0, 0.03, 1.0, 0.5, 0.75, 0.3]
-    )
+    ob = ObservationBuilder(3, 4, 4, 300.0, payload_bytes=[1000, 4000, 1000])
+    assert ob.names[:2] == ("fit_1000", "fit_4000") and ob.dim == 2 + 3 + 7
+    # inverse goodputs (ms per byte) newest first, two of three valid
+    args = ([0.05, 0.15, 9.0], 2, 120.0, 100.0, 60.0, 5.0, 300.0, True, 2, 3)
+    one = ob.build_one(*args)
+    mean = 0.1
+    want = [
+        100 / 400, 400 / 700,  # payload * mean / (D + payload * mean)
+        mean / (mean + 0.05), mean / (mean + 0.15), 0.5,  # trend; the third is not valid yet
+        5 / 305, 20 / 320, 300 / 600,  # queue, network (300 - 100 - 120 - 60), e2e
+        1.0, 0.5, 0.75, 2 / 3,
+    ]  # fmt: skip
+    assert one.dtype == np.float32 and one.tolist() == pytest.approx(want, rel=1e-6)
     batch = ob.build(
-        np.array([[60.0, 1.5, 0.0], [1.0, 2.0, 3.0]]),
-        np.array([120.0, 10.0]),
-        np.array([100.0, 10.0]),
-        np.array([5000.0, 10.0]),
-        np.array([30.0, 0.0]),
-        np.array([True, False]),
-        np.array([2, 1]),
-        np.array([3, 1]),
+        *(
+            np.array([a, b])
+            for a, b in zip(
+                args, ([1.0, 2.0, 3.0], 5, 10.0, 10.0, 10.0, 0.0, 10.0, False, 1, 1), strict=True
+            )
+        )
     )
-    assert batch.shape == (2, len(ob.names)) and np.array_equal(batch[0], one)
-    assert ob.space.contains(batch[1]) and ob.names[0] == "goodput_mbps_0"
+    assert batch.shape == (2, ob.dim) and np.array_equal(batch[0], one)
+    assert ob.space.contains(batch[1]) and ob.space.contains(ob.initial())
+    # scale-free: a link 100 times faster moves the fits towards 0, never out of [0, 1]
+    fast = ob.build_one([x / 100 for x in args[0]], *args[1:])
+    assert (fast[:2] < one[:2]).all() and (fast[:2] > 0).all()
+    assert ObservationBuilder.from_spec(ob.spec()).names == ob.names
 
 
 def test_bad_reset_options(synth):
@@ -314,10 +330,17 @@ def test_trace_dir_and_split(synth, tmp_path):
     one = SlimSplitEnv("default", trace_dir=tmp_path / "traces" / "const.csv")
     assert one.world.trace_names == ["const.csv"]
     names = {
-        s: SlimSplitEnv("default", split=s).world.trace_names for s in ("train", "val", "test")
+        s: set(SlimSplitEnv("default", split=s).world.trace_names)
+        for s in ("train", "val", "test", "holdout")
     }
-    assert sum(len(v) for v in names.values()) == 6
-    assert not set(names["train"]) & set(names["test"])
+    assert not names["train"] & names["test"] and not names["train"] & names["val"]
+    # the held-out dataset joins the test split only
+    assert names["holdout"] <= names["test"] and all(
+        n.startswith("puffer/") for n in names["holdout"]
+    )
+    assert not any(n.startswith("puffer/") for n in names["train"] | names["val"])
+    with pytest.raises(ScenarioError, match="split 'test:nope'"):
+        SlimSplitEnv("default", split="test:nope")
 
 
 def test_edge_service_from_model_column(tmp_path):

@@ -176,3 +176,48 @@ def test_piece_index_matches_bisect(tmp_path):
         tr = traces[ti[i]]
         want = tr.capacity[bisect_right(tr.knots.tolist(), tm[i]) - 1] / 125000.0
         assert got[i] == want
+
+
+def test_domain_randomisation_train_only_and_vector_agrees(tmp_path):
+    extra = {
+        "randomize": {"capacity_scale": [0.5, 2.0], "base_delay_ms": [5, 30],
+                      "compute_jitter": [0.5, 2.0], "edge_load": [0.5, 1.5]},
+    }  # fmt: skip
+    path = _scenario(tmp_path, **extra)
+    train = SlimSplitEnv(path, split=None, randomize=True)
+    fixed = SlimSplitEnv(path, split=None)  # not the train split: the scenario's own values
+    assert train.randomize and not fixed.randomize
+    seen = []
+    for seed in range(8):
+        train.reset(seed=seed)
+        st = train.episode_state()
+        assert 0.5 <= st["scale"] <= 2.0 and 5 <= st["delay_ms"] <= 30
+        seen.append((st["scale"], st["delay_ms"], st["jitter"], st["real"] >= train.world.n_real))
+        fixed.reset(seed=seed)
+        sf = fixed.episode_state()
+        assert (sf["scale"], sf["delay_ms"], sf["jitter"]) == (1.0, 15.0, 1.0)
+        assert sf["real"] < fixed.world.n_real
+    assert len({s[0] for s in seen}) == 8 and {s[3] for s in seen} == {True, False}
+    # a faster link (scale 2) moves the same payload twice as fast from the same instant
+    ep = train.world.draw_episode(np.random.default_rng(0))
+    slow = train.world.episode_frame(ep._replace(scale=1.0))(3, 0)
+    fast = train.world.episode_frame(ep._replace(scale=2.0))(3, 0)
+    assert fast[4] < slow[4] and fast[9] == pytest.approx(2 * slow[9])  # transfer, bandwidth
+    # the vector env draws the same randomised episodes as single envs
+    N = 3
+    venv = SlimSplitVectorEnv(N, path, split=None, randomize=True, action_space="flat")
+    envs = [SlimSplitEnv(path, split=None, randomize=True, action_space="flat") for _ in range(N)]
+    vobs, _ = venv.reset(seed=4)
+    for i, e in enumerate(envs):
+        obs, _ = e.reset(seed=4 + i)
+        assert np.array_equal(obs, vobs[i])
+    rng = np.random.default_rng(1)
+    for _ in range(60):
+        a = rng.integers(0, 9, N)
+        vobs, vrew, _, vtr, _ = venv.step(a)
+        for i, e in enumerate(envs):
+            obs, rew, _, tr, _ = e.step(int(a[i]))
+            assert rew == vrew[i] and tr == vtr[i]
+            if tr:
+                obs, _ = e.reset()
+            assert np.array_equal(obs, vobs[i])

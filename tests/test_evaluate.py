@@ -214,7 +214,10 @@ def test_plan_is_the_same_for_every_call():
     w = SlimSplitVectorEnv(1, "default", split="train").world
     a, b = plan_episodes(w, 8, seed=1), plan_episodes(w, 8, seed=1)
     assert a == b and len(a) == 8 and not a.full_trace
-    assert a.trace_index == tuple(e % w.n_traces for e in range(8))
+    # the datasets take turns: 4 training datasets, each twice
+    ds = [w.traces.datasets[i] for i in a.trace_index]
+    assert ds[:4] == ["mahimahi", "norway-3g", "fcc", "oboe"] and ds[4:] == ds[:4]
+    assert a.trace_index[0] != a.trace_index[4]  # the next trace of the dataset
     assert all(0 <= s < w.durations[i] for s, i in zip(a.start_s, a.trace_index, strict=True))
     assert plan_episodes(w, 8, seed=2).seeds != a.seeds
 

@@ -41,7 +41,11 @@ def test_shipped_scenarios_load_and_round_trip(name, tmp_path):
 def test_default_scenario_facts():
     sc = load_scenario("default")
     assert sc.deadline_ms == 300
-    assert sc.traces.path == TRACES_DIR / "mahimahi-cellular" and sc.traces.pattern == "*.up"
+    sets = {d.name: d for d in sc.traces.datasets}
+    assert list(sets) == ["mahimahi", "norway-3g", "fcc", "oboe", "puffer"]
+    assert sets["mahimahi"].path == TRACES_DIR / "mahimahi-cellular"
+    assert sets["mahimahi"].pattern == "*.up" and sc.traces.holdout == ("puffer",)
+    assert sc.randomize.capacity_scale == (0.33, 3.0) and sc.randomize.edge_load == (0.5, 1.0, 1.5)
     assert sc.model.profile.name == "assine2023-effdet-d2.csv"
     assert sc.device_profile.name == "rpi4"
     assert sc.edge.service.median_ms == 56 and sc.edge.service.p90_ms == 75
@@ -86,6 +90,10 @@ BAD = [
     ("episode_s", 0, r"episode_s: expected a number > 0 and <= 86400, got 0"),
     ("colour", "red", r"colour: unknown field"),
     ("traces.path", "nowhere", r"traces\.path: path not found"),
+    ("traces.holdout", ["x"], r"traces\.holdout: only valid with sets"),
+    ("traces.sets", {"a": {"path": "tr"}}, r"traces: expected either path"),
+    ("randomize.capacity_scale", [2, 1], r"randomize\.capacity_scale\[1\]: expected a number >= 2"),
+    ("randomize.edge_load", [], r"randomize\.edge_load: expected a list of 1 to 16"),
     ("traces.pattern", "*.up", r"traces\.pattern: no file in .* matches '\*\.up'"),
     ("traces.fractions", [0.5, 0.5], r"traces\.fractions: expected 3 numbers"),
     ("traces.fractions", [0.5, 0.4, 0.4], r"traces\.fractions: expected fractions that sum to 1"),
@@ -119,7 +127,6 @@ BAD = [
         r"arrival\.fps: missing \(required when arrival\.mode is periodic\)",
     ),
     ("observation.history", 0, r"observation\.history: expected an integer >= 1 and <= 64, got 0"),
-    ("observation.max_mbps", "lots", r"observation\.max_mbps: expected a number > 0"),
     ("modes.k", [1, 5], r"modes\.k\[1\]: expected one of \[1, 2, 3, 4\]"),
     ("modes.bits", [], r"modes\.bits: expected a non-empty list"),
     ("model.per_sample", "yes", r"model\.per_sample: expected true or false, got 'yes'"),

@@ -23,17 +23,34 @@ Per frame, in mode ``m`` (flat k-major index) starting in unit ``n`` (exogenous 
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
 from slimrl.env.crn import GOLDEN as _GOLDEN
 from slimrl.env.crn import LOW, M1, M2, MASK, draw_key, mix_array, normal_table
-from slimrl.env.edge import backlog_bank
+from slimrl.env.edge import backlog_bank, scaled_load
 from slimrl.env.frame import CostModel
 from slimrl.scenario import Scenario
 from slimrl.scenario.schema import Z90, lognormal_params
 from slimrl.traces import MBPS, TraceSet
+
+
+class Episode(NamedTuple):
+    """What fixes an episode's world: trace, start, edge backlog realisation and offset, the key
+    of its common random numbers, and the domain-randomised link scale, base one-way delay and
+    compute-jitter multiplier (1, the scenario's delay and 1 when not randomised)."""
+
+    trace_index: int
+    start_s: float
+    real: int
+    off: int
+    key: int
+    scale: float = 1.0
+    delay_ms: float = 0.0
+    jitter: float = 1.0
 
 
 class World:
@@ -94,11 +111,26 @@ class World:
         self.durations = self.bank.durations
         self.durations_l = self.durations.tolist()
         self._pieces = PieceIndex(traces.traces)
+        # episodes pick a dataset uniformly, then one of its traces (or every trace alike)
+        if scenario.traces.sample == "dataset":
+            labels = np.asarray(traces.datasets)
+            per = {d: (labels == d).sum() for d in set(traces.datasets)}
+            weight = np.array([1.0 / (len(per) * per[d]) for d in traces.datasets])
+        else:
+            weight = np.full(self.n_traces, 1.0 / self.n_traces)
+        self._trace_cdf = np.cumsum(weight).tolist()
+        self._trace_cdf[-1] = 1.0
 
-        # edge backlog bank (exogenous)
+        # edge backlog banks (exogenous): the scenario's load, then one per randomised level
         load = scenario.edge.load
-        self.backlog = backlog_bank(load)
-        self.n_real, self.n_slots = self.backlog.shape
+        rnd = scenario.randomize
+        self.randomize = rnd
+        levels = rnd.edge_load if (rnd is not None and rnd.edge_load and load is not None) else ()
+        banks = [backlog_bank(load)] + [backlog_bank(scaled_load(load, x)) for x in levels]
+        self.backlog = banks[0] if len(banks) == 1 else np.concatenate(banks)
+        self.n_real = banks[0].shape[0]  # realisations per load level
+        self.n_levels = len(banks)
+        self.n_slots = self.backlog.shape[1]
         self.inv_slot = 1000.0 / load.resolution_ms if load is not None else 0.0
         self.backlog_flat = self.backlog.ravel()
         self._backlog_rows = [memoryview(row) for row in self.backlog]
@@ -140,13 +172,30 @@ class World:
         self._samples_l = None if self.samples is None else [memoryview(r) for r in self.samples]
 
     # -- episodes ----------------------------------------------------------------------------
-    def draw_episode(self, rng: np.random.Generator) -> tuple[int, float, int, int, int]:
-        """(trace index, start s, backlog realisation, backlog offset slot, CRN key)."""
-        ti = int(rng.integers(self.n_traces))
+    def draw_episode(self, rng: np.random.Generator, randomize: bool = False) -> Episode:
+        """A new episode drawn from ``rng``; ``randomize`` also draws the scenario's domain
+        randomisation (nothing more is drawn without it, so fixed-world episodes stay the same)."""
+        ti = min(bisect_right(self._trace_cdf, float(rng.random())), self.n_traces - 1)
         start = float(rng.random()) * self.durations_l[ti]
         real = int(rng.integers(self.n_real))
         off = int(rng.integers(self.n_slots))
-        return ti, start, real, off, draw_key(rng)
+        key = draw_key(rng)
+        rnd = self.randomize
+        if not randomize or rnd is None:
+            return Episode(ti, start, real, off, key, 1.0, self.delay_ms, 1.0)
+        scale, delay, jitter = 1.0, self.delay_ms, 1.0
+        if rnd.capacity_scale is not None:
+            lo, hi = rnd.capacity_scale
+            scale = math.exp(math.log(lo) + float(rng.random()) * (math.log(hi) - math.log(lo)))
+        if rnd.base_delay_ms is not None:
+            lo, hi = rnd.base_delay_ms
+            delay = lo + float(rng.random()) * (hi - lo)
+        if rnd.compute_jitter is not None:
+            lo, hi = rnd.compute_jitter
+            jitter = lo + float(rng.random()) * (hi - lo)
+        if self.n_levels > 1:
+            real += self.n_real * int(rng.integers(self.n_levels))
+        return Episode(ti, start, real, off, key, scale, delay, jitter)
 
     def horizon(self, ti: int, t0: float, full_trace: bool = False) -> int:
         """Units in an episode from ``t0``: ``episode_s`` of trace time, or to the trace's end."""
@@ -154,14 +203,14 @@ class World:
         return max(1, math.ceil(span / self.unit_s - 1e-9))
 
     # -- scalar form -------------------------------------------------------------------------
-    def episode_frame(
-        self, ti: int, t0: float, real: int, off: int, key: int
-    ) -> Callable[..., tuple]:
+    def episode_frame(self, ep: Episode) -> Callable[..., tuple]:
         """The scalar frame function ``f(m, n, sample=True)`` of one episode: mode ``m`` started
         in unit ``n``; values in :data:`~slimrl.env.frame.FRAME_KEYS` order. ``sample=False``
         gives the mode's table (expected) accuracy. A closure over Python constants: the single
         env's hot path."""
-        mean_l, jit_l, payload_l = self._mean_l, self._jit_l, self._payload_l
+        ti, t0, real, off, key, scale, delay_ms, jitter = ep
+        mean_l, payload_l = self._mean_l, self._payload_l
+        jit_l = [j * jitter for j in self._jit_l]
         acc_l, svc_l, rbytes_l = self._acc_l, self._svc_l, self._rbytes_l
         normals_l, mult_l, samples_l, n_samples = (
             self._normals_l,
@@ -170,7 +219,8 @@ class World:
             self.n_samples,
         )
         row, n_slots, inv_slot = self._backlog_rows[real], self.n_slots, self.inv_slot
-        delay_s, delay2_ms, deadline = self.delay_s, self.delay2_ms, self.deadline_ms
+        delay_s, delay2_ms, deadline = delay_ms * 0.001, 2.0 * delay_ms, self.deadline_ms
+        inv_scale = 1.0 / scale
         terms = self.cost.terms
         periodic, unit_s, unit_ms, spu = (
             self.periodic,
@@ -192,7 +242,7 @@ class World:
                 c = 0.0
             nbytes = payload_l[m]
             t_send = t + c * 0.001
-            tx, cap = xfer(t_send, nbytes)
+            tx, cap = xfer(t_send, nbytes * inv_scale)  # the link scaled: fewer bytes to send
             t_arr = t_send + tx + delay_s
             q = row[(off + int(t_arr * inv_slot)) % n_slots]
             edge = q + svc_l[m] * mult_l[(h >> 16) & LOW]
@@ -206,7 +256,7 @@ class World:
             energy, missed, dropped, u, r_acc, r_miss, r_en, reward = terms(
                 on, acc, e2e, c, tx, rbytes_l[m]
             )
-            bw = cap / MBPS
+            bw = cap / MBPS * scale
             return (
                 acc, on, e2e, c, tx_ms, edge, q, nbytes, energy, bw, r_acc, r_miss, r_en,
                 missed, dropped, u * unit_ms, reward, n + u,
@@ -219,37 +269,40 @@ class World:
         self,
         m: np.ndarray,
         n: np.ndarray,
-        ti: np.ndarray,
-        t0: np.ndarray,
-        real: np.ndarray,
-        off: np.ndarray,
-        key: np.ndarray,
+        ep: Episode,
         sample: bool = True,
         lean: bool = False,
     ) -> tuple[np.ndarray, ...]:
-        """The scalar frame function over broadcast arrays (values in ``FRAME_KEYS`` order).
+        """:meth:`episode_frame` over broadcast arrays: modes ``m``, units ``n`` and an
+        :class:`Episode` whose fields are scalars or arrays (values in ``FRAME_KEYS`` order).
 
         ``lean`` (planners) skips what the return does not depend on: ``bandwidth_mbps`` is None.
         """
+        ti, t0, real, off, key, scale, delay_ms, jitter = ep
         n = np.asarray(n, dtype=np.int64)
         t = t0 + n * self.unit_s
         slot = (n * self.slots_per_unit).astype(np.int64) if self.periodic else n
         h = mix_array(key, slot)
-        c = self.compute_mean[m] + self.compute_jitter[m] * self.normals[h & np.uint64(LOW)]
+        c = (
+            self.compute_mean[m]
+            + (self.compute_jitter[m] * jitter) * self.normals[h & np.uint64(LOW)]
+        )
         c = np.maximum(c, 0.0)
         nbytes = self.payload[m]
         t_send = t + c * 0.001
         ti_b = np.broadcast_to(ti, t_send.shape)
+        sent = nbytes * (1.0 / np.asarray(scale, dtype=np.float64))  # the link scaled
         if np.ndim(ti) == 0:  # one trace (a planner): its own lookup is faster than the bank's
-            tx = self.traces.traces[int(ti)].transfer_times(t_send, nbytes)
+            tx = self.traces.traces[int(ti)].transfer_times(t_send, sent)
         else:
-            tx = self.bank.transfer_times(ti_b, t_send, nbytes)
-        t_arr = t_send + tx + self.delay_s
+            tx = self.bank.transfer_times(ti_b, t_send, sent)
+        delay_ms = np.asarray(delay_ms, dtype=np.float64)
+        t_arr = t_send + tx + delay_ms * 0.001
         q_slot = (t_arr * self.inv_slot).astype(np.int64)
         q = self.backlog_flat[real * self.n_slots + (off + q_slot) % self.n_slots]
         edge = q + self.service_median[m] * self.mult_table[(h >> np.uint64(16)) & np.uint64(LOW)]
         tx_ms = tx * 1000.0
-        e2e = c + tx_ms + self.delay2_ms + edge
+        e2e = c + tx_ms + 2.0 * delay_ms + edge
         on = e2e <= self.deadline_ms
         if sample and self.samples is not None:
             sidx = ((h >> np.uint64(32)) % np.uint64(self.n_samples)).astype(np.int64)
@@ -262,7 +315,7 @@ class World:
         bw = None
         if not lean:
             dur = self.durations[ti_b]
-            bw = self._pieces.capacity_mbps(ti_b, np.mod(t_send, dur))
+            bw = self._pieces.capacity_mbps(ti_b, np.mod(t_send, dur)) * scale
         return (
             acc, on, e2e, c, tx_ms, edge, q, nbytes * np.ones_like(e2e), energy, bw, r_acc, r_miss,
             r_en, missed, dropped, u * self.unit_ms, reward, n + u,
@@ -284,9 +337,10 @@ def action_mask(allowed: np.ndarray, K: int, B: int, multidiscrete: bool) -> np.
 class PieceIndex:
     """Capacity (Mbit/s) at local times of many traces, by bucket lookup instead of bisection.
 
-    Each trace's time axis is cut into equal buckets no wider than its narrowest piece, so a
-    bucket holds at most one piece start; the piece of a query is its bucket's first piece or
-    the next one (plus a step back for rounding). The result is the piece ``bisect_right``
+    Each trace's time axis is cut into equal buckets, no wider than its narrowest piece where
+    that needs at most 8 buckets per piece; the piece of a query is found from its bucket's
+    first piece by stepping forward (usually not at all; a few steps where pieces crowd) and
+    back for rounding. The result is the piece ``bisect_right``
     finds, exactly, so the vector env reports the same bandwidth as the single env.
     """
 
@@ -295,7 +349,9 @@ class PieceIndex:
         n_knots = n_buckets = 0
         for tr in traces:
             kn = tr.knots
-            delta = max(float(np.diff(kn).min()), tr.duration / max_buckets)
+            # about one piece start per bucket, at most 8 buckets a piece (memory stays linear)
+            cap = min(max_buckets, 8 * kn.size)
+            delta = max(float(np.diff(kn).min()), tr.duration / cap)
             nb = int(tr.duration / delta) + 1
             first = np.searchsorted(kn, np.arange(nb) * delta, side="right") - 1
             firsts.append(np.clip(first, 0, kn.size - 2) + n_knots)

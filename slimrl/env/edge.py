@@ -13,9 +13,11 @@ Lindley recursion, computed in closed form with cumulative sums:
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from slimrl.scenario.schema import EdgeLoadSpec, lognormal_params
+from slimrl.scenario.schema import EdgeLoadSpec, LoadState, lognormal_params
 
 
 def state_paths(spec: EdgeLoadSpec, rng: np.random.Generator) -> np.ndarray:
@@ -86,3 +88,9 @@ def backlog_bank(spec: EdgeLoadSpec | None) -> np.ndarray:
 
 _ZERO = np.zeros((1, 1))
 _ZERO.setflags(write=False)
+
+
+def scaled_load(spec: EdgeLoadSpec, factor: float) -> EdgeLoadSpec:
+    """``spec`` with every state's arrival rate times ``factor`` (the same seed and grid)."""
+    states = tuple(LoadState(s.name, s.rate_per_s * factor, s.dwell_s) for s in spec.states)
+    return dataclasses.replace(spec, states=states)

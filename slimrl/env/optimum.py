@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from slimrl.env.dynamics import World
+from slimrl.env.dynamics import Episode, World
 from slimrl.env.frame import INDEX
 
 _R, _NEXT = INDEX["reward"], INDEX["next_unit"]
@@ -43,15 +43,7 @@ class EpisodePlan:
 
 
 def solve_episode(
-    world: World,
-    trace_index: int,
-    start_s: float,
-    real: int,
-    off: int,
-    key: int,
-    horizon: int,
-    start: int = 0,
-    window: int | None = None,
+    world: World, episode: Episode, horizon: int, start: int = 0, window: int | None = None
 ) -> EpisodePlan:
     """Backward dynamic program over units ``[start, horizon)`` of one episode."""
     H = int(horizon)
@@ -60,12 +52,12 @@ def solve_episode(
     window = window or max(64, 1_000_000 // M)
     value = np.zeros(H + 1)
     best_mode = np.zeros(H, dtype=np.int16)
-    key_arr = np.uint64(key)
+    ep = episode._replace(trace_index=int(episode.trace_index), key=np.uint64(episode.key))
     end = H
     while end > start:
         lo = max(start, end - window)
         n = np.arange(lo, end, dtype=np.int64)[:, None]
-        f = world.frames(modes[None, :], n, trace_index, start_s, real, off, key_arr, lean=True)
+        f = world.frames(modes[None, :], n, ep, lean=True)
         reward = f[_R]
         nxt = np.minimum(f[_NEXT], H)
         # the earliest unit any frame started in row j can hand over to

@@ -10,7 +10,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from slimrl.env.dynamics import World, action_mask
+from slimrl.env.dynamics import Episode, World, action_mask
 from slimrl.env.frame import FRAME_INFO_KEYS, FRAME_KEYS, INDEX
 from slimrl.env.observation import ObservationBuilder
 from slimrl.env.world_cache import build_world
@@ -135,11 +135,13 @@ class SlimSplitEnv(gym.Env):
         overrides: Mapping[str, Any] | None = None,
         action_space: str = "multidiscrete",
         render_mode: str | None = None,
+        randomize: bool | None = None,
     ) -> None:
         if render_mode is not None:
             raise TypeError(f"render_mode {render_mode!r}: SlimSplit-v0 does not render")
         self.scenario = load_scenario(scenario, overrides)
         self.split = split
+        self.randomize = default_randomize(self.scenario, split, randomize)
         self.world: World = build_world(self.scenario, trace_dir, split)
         w = self.world
         ob = self.scenario.observation
@@ -166,19 +168,20 @@ class SlimSplitEnv(gym.Env):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         w = self.world
-        ti, start, real, off, key = w.draw_episode(self.np_random)
-        ti, start, full = _episode_options(w, dict(options or {}), ti, start)
-        self._episode = (ti, start, real, off, key)
-        self._ep_frame = w.episode_frame(ti, start, real, off, key)
+        ep, full = _episode_options(
+            w, dict(options or {}), w.draw_episode(self.np_random, self.randomize)
+        )
+        self._episode = ep
+        self._ep_frame = w.episode_frame(ep)
         self._n = 0
-        self._horizon = w.horizon(ti, start, full)
-        self._t0, self._unit_s = start, w.unit_s
-        self._trace_name = w.trace_names[ti]
+        self._horizon = w.horizon(ep.trace_index, ep.start_s, full)
+        self._t0, self._unit_s = ep.start_s, w.unit_s
+        self._trace_name = w.trace_names[ep.trace_index]
         self._inv = [0.0] * self._H  # ms per byte of the last transfers, newest first
         self._count = 0
         self._needs_reset = False
         obs = self.obs_builder.initial()
-        return obs, {"t_s": start, "trace": self._trace_name, "action_mask": self._mask.copy()}
+        return obs, {"t_s": ep.start_s, "trace": self._trace_name, "action_mask": self._mask.copy()}
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._needs_reset:
@@ -244,13 +247,11 @@ class SlimSplitEnv(gym.Env):
         return out
 
     def episode_state(self) -> dict[str, Any]:
-        """The current episode: trace index, start (s), backlog realisation and offset, CRN key,
-        the unit the next frame starts in and the horizon (units), for offline planners."""
+        """The current episode (the :class:`~slimrl.env.dynamics.Episode` fields), the unit the
+        next frame starts in and the horizon (units), for offline planners."""
         if self._needs_reset:
             raise RuntimeError("SlimSplitEnv.episode_state: call reset() first")
-        ti, t0, real, off, key = self._episode
-        return {"trace_index": ti, "start_s": t0, "real": real, "off": off, "key": key,
-                "unit": self._n, "horizon": self._horizon}  # fmt: skip
+        return {**self._episode._asdict(), "unit": self._n, "horizon": self._horizon}
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -260,7 +261,7 @@ class SlimSplitEnv(gym.Env):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         if not self._needs_reset:
-            self._ep_frame = self.world.episode_frame(*self._episode)
+            self._ep_frame = self.world.episode_frame(self._episode)
 
     @property
     def sim_time_s(self) -> float:
@@ -277,10 +278,17 @@ def mode_space(w: World, action_space: str) -> spaces.Space:
     raise ValueError(f"action_space: expected 'multidiscrete' or 'flat', got {action_space!r}")
 
 
-def _episode_options(
-    w: World, opts: dict[str, Any], ti: int, start: float
-) -> tuple[int, float, bool]:
-    """Apply reset options ``trace_index``, ``start_s`` and ``full_trace`` to the drawn values."""
+def default_randomize(scenario: Scenario, split: str | None, randomize: bool | None) -> bool:
+    """Domain randomisation on? By default on the training split of a scenario that declares it;
+    ``randomize=True`` asks for it elsewhere (a scenario without a ``randomize`` block: nothing)."""
+    if randomize is None:
+        return scenario.randomize is not None and split == "train"
+    return bool(randomize) and scenario.randomize is not None
+
+
+def _episode_options(w: World, opts: dict[str, Any], ep: Episode) -> tuple[Episode, bool]:
+    """Apply reset options ``trace_index``, ``start_s`` and ``full_trace`` to a drawn episode."""
+    ti, start = ep.trace_index, ep.start_s
     unknown = set(opts) - {"trace_index", "start_s", "full_trace"}
     if unknown:
         raise ValueError(
@@ -299,4 +307,5 @@ def _episode_options(
                 f"reset option start_s={start}: expected 0 <= start_s < {w.durations_l[ti]} "
                 f"(duration of trace {w.trace_names[ti]!r})"
             )
-    return ti, start, bool(opts.get("full_trace", False))
+    ep = ep._replace(trace_index=ti, start_s=start)
+    return ep, bool(opts.get("full_trace", False))

@@ -23,7 +23,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from slimrl.env.dynamics import World, action_mask
+from slimrl.env.dynamics import Episode, World, action_mask
 from slimrl.env.frame import FRAME_INFO_KEYS
 from slimrl.env.observation import ObservationBuilder
 from slimrl.env.slimsplit import (
@@ -39,6 +39,7 @@ from slimrl.env.slimsplit import (
     LOOKAHEAD_KEYS,
     RESET_KEYS,
     _episode_options,
+    default_randomize,
     mode_space,
 )
 from slimrl.env.world_cache import build_world
@@ -59,6 +60,7 @@ class SlimSplitVectorEnv(VectorEnv):
         overrides: Mapping[str, Any] | None = None,
         action_space: str = "multidiscrete",
         render_mode: str | None = None,
+        randomize: bool | None = None,
     ) -> None:
         if render_mode is not None:
             raise TypeError(f"render_mode {render_mode!r}: SlimSplit-v0 does not render")
@@ -67,6 +69,7 @@ class SlimSplitVectorEnv(VectorEnv):
         self.num_envs = N = int(num_envs)
         self.scenario = load_scenario(scenario, overrides)
         self.split = split
+        self.randomize = default_randomize(self.scenario, split, randomize)
         self.world: World = build_world(self.scenario, trace_dir, split)
         w = self.world
         ob = self.scenario.observation
@@ -84,11 +87,16 @@ class SlimSplitVectorEnv(VectorEnv):
         H = ob.history
         self._rows = np.arange(N)
         self._rngs: list[np.random.Generator] | None = None
-        self._ti = np.zeros(N, dtype=np.int64)
-        self._t0 = np.zeros(N)
-        self._real = np.zeros(N, dtype=np.int64)
-        self._off = np.zeros(N, dtype=np.int64)
-        self._key = np.zeros(N, dtype=np.uint64)
+        self._ep = Episode(
+            np.zeros(N, dtype=np.int64),  # trace index
+            np.zeros(N),  # start s
+            np.zeros(N, dtype=np.int64),  # backlog realisation
+            np.zeros(N, dtype=np.int64),  # backlog offset
+            np.zeros(N, dtype=np.uint64),  # CRN key
+            np.ones(N),  # capacity scale
+            np.zeros(N),  # base delay ms
+            np.ones(N),  # jitter multiplier
+        )
         self._n = np.zeros(N, dtype=np.int64)
         self._horizon = np.ones(N, dtype=np.int64)
         self._inv = np.zeros((N, H))  # ms per byte of the last transfers, newest first
@@ -147,7 +155,7 @@ class SlimSplitVectorEnv(VectorEnv):
         w = self.world
         m = self._modes(actions)
         n = self._n
-        f = w.frames(m, n, self._ti, self._t0, self._real, self._off, self._key)
+        f = w.frames(m, n, self._ep)
         k, b = w.k_of[m], w.bits_of[m]
         inv = self._inv
         inv[:, 1:] = inv[:, :-1]
@@ -161,8 +169,8 @@ class SlimSplitVectorEnv(VectorEnv):
         infos: dict[str, Any] = dict(zip(FRAME_INFO_KEYS, f, strict=False))  # info fields first
         infos["k"] = k
         infos["bits"] = b
-        infos["t_s"] = self._t0 + n * w.unit_s
-        infos["trace"] = w.trace_names_arr[self._ti]
+        infos["t_s"] = self._ep.start_s + n * w.unit_s
+        infos["trace"] = w.trace_names_arr[self._ep.trace_index]
         infos["action_mask"] = self._mask
         reward = f[_R]
         if truncated.any():
@@ -200,17 +208,8 @@ class SlimSplitVectorEnv(VectorEnv):
         if not self._started:
             raise RuntimeError("SlimSplitVectorEnv.lookahead: call reset() first")
         w = self.world
-        col = (slice(None), None)
-        vals = w.frames(
-            w.clamp_arr[None, :],
-            self._n[col],
-            self._ti[col],
-            self._t0[col],
-            self._real[col],
-            self._off[col],
-            self._key[col],
-            sample=False,
-        )
+        ep = Episode(*(a[:, None] for a in self._ep))
+        vals = w.frames(w.clamp_arr[None, :], self._n[:, None], ep, sample=False)
         shape = (self.num_envs, w.K, w.B)
         out = {
             key: np.broadcast_to(v, (self.num_envs, w.M)).reshape(shape).copy()
@@ -228,37 +227,29 @@ class SlimSplitVectorEnv(VectorEnv):
         """:meth:`SlimSplitEnv.episode_state` for every sub-env (arrays)."""
         if not self._started:
             raise RuntimeError("SlimSplitVectorEnv.episode_state: call reset() first")
-        return {
-            "trace_index": self._ti.copy(),
-            "start_s": self._t0.copy(),
-            "real": self._real.copy(),
-            "off": self._off.copy(),
-            "key": self._key.copy(),
-            "unit": self._n.copy(),
-            "horizon": self._horizon.copy(),
-        }
+        state = {k: v.copy() for k, v in self._ep._asdict().items()}
+        return {**state, "unit": self._n.copy(), "horizon": self._horizon.copy()}
 
     @property
     def sim_time_s(self) -> np.ndarray:
         """Start time (s) of every sub-env's next frame."""
-        return self._t0 + self._n * self.world.unit_s
+        return self._ep.start_s + self._n * self.world.unit_s
 
     # -- internals -------------------------------------------------------------------------------
     def _reset_one(self, i: int, opts: dict[str, Any]) -> None:
         w = self.world
-        ti, start, real, off, key = w.draw_episode(self._rngs[i])
-        ti, start, full = _episode_options(w, opts, ti, start)
-        self._ti[i], self._t0[i], self._real[i], self._off[i] = ti, start, real, off
-        self._key[i] = key
+        ep, full = _episode_options(w, opts, w.draw_episode(self._rngs[i], self.randomize))
+        for arr, v in zip(self._ep, ep, strict=True):
+            arr[i] = v
         self._n[i] = 0
-        self._horizon[i] = w.horizon(ti, start, full)
+        self._horizon[i] = w.horizon(ep.trace_index, ep.start_s, full)
         self._inv[i] = 0.0
         self._count[i] = 0
 
     def _reset_infos(self) -> dict[str, Any]:
         return {
-            "t_s": self._t0 + self._n * self.world.unit_s,
-            "trace": self.world.trace_names_arr[self._ti],
+            "t_s": self._ep.start_s + self._n * self.world.unit_s,
+            "trace": self.world.trace_names_arr[self._ep.trace_index],
             "action_mask": self._mask,
         }
 

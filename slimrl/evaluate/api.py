@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from slimrl.evaluate.rollout import EpisodePlan, plan_episodes, simulate
 from slimrl.evaluate.search import search_heuristic
 from slimrl.io import atomic_dir
 from slimrl.policies import BatchPolicy, ModeTable, make_policy, static_names
-from slimrl.scenario import load_scenario, scenario_digest
+from slimrl.scenario import Scenario, load_scenario, scenario_digest
 from slimrl.traces import SPLITS
 from slimrl.traces.errors import TraceNotFoundError
 
@@ -44,7 +45,7 @@ BASELINE_CANDIDATES = ("tuned-mpc", "mpc", "tuned-threshold", "rate-threshold", 
 def resolve_traces(traces: str | os.PathLike) -> tuple[Path | None, str | None]:
     """(trace folder or None, split or None) for a split name or a path."""
     text = str(traces)
-    if text in SPLITS:
+    if text in SPLITS or text == "holdout" or text.partition(":")[0] in SPLITS:
         return None, text
     path = Path(text).expanduser()
     if not path.exists():
@@ -54,31 +55,33 @@ def resolve_traces(traces: str | os.PathLike) -> tuple[Path | None, str | None]:
     return path.resolve(), None
 
 
-def run_evaluation(
+@dataclass
+class Evaluation:
+    """Every policy replayed on the same episodes: per-episode totals and (optionally) frames."""
+
+    scenario: Scenario
+    world: Any
+    plan: EpisodePlan
+    names: list[str]  # the policies asked for, in order
+    policies: list[BatchPolicy]  # the asked ones, then the static modes, optimal and oracle
+    episodes: pd.DataFrame  # one row per (policy, episode): see metrics.episode_table
+    steps: pd.DataFrame | None  # one row per frame, or None
+    best_static: str
+
+
+def rollout_policies(
     scenario: Any,
     traces: str | os.PathLike = "test",
     policies: Sequence[str | os.PathLike | BatchPolicy] = DEFAULT_POLICIES,
-    out_dir: str | os.PathLike | None = None,
     episodes: int | None = None,
     seed: int = 0,
     overrides: Mapping[str, Any] | None = None,
     progress: bool = True,
-    plots: bool = True,
     notice: Callable[[str], None] | None = None,
-    baseline: str | None = None,
-) -> pd.DataFrame:
-    """Evaluate ``policies`` on ``traces`` of ``scenario``; write ``out_dir``; return the summary.
-
-    ``scenario``: a shipped name, a YAML path or a Scenario; ``overrides``: scenario fields to
-    change (``{"deadline_ms": 600}``). ``traces``: ``"train"``/``"val"``/``"test"`` (the
-    scenario's split: ``episodes`` episodes, default 32, from seeded random start offsets) or a
-    folder/file of traces (each trace once from start to end, unless ``episodes`` asks for
-    random start offsets). ``policies``: names for :func:`slimrl.policies.make_policy` (heuristics,
-    run folders, bundle folders) or policy objects. Every policy replays the same episodes.
-    The summary always adds, as reference rows, ``optimal`` (the score's ceiling), ``oracle``
-    and the best static mode. ``baseline``: the policy every row is compared with, paired
-    (default: the best of the heuristics evaluated, else the best static mode).
-    """
+    keep_steps: bool = True,
+) -> Evaluation:
+    """Replay ``policies`` (plus every static mode, ``optimal`` and ``oracle``) on the same
+    episodes of ``traces``; see :func:`run_evaluation` for the arguments."""
     if episodes is not None and int(episodes) < 1:
         raise PolicyError(f"episodes: expected an integer >= 1, got {episodes!r}")
     if not policies:
@@ -87,12 +90,12 @@ def run_evaluation(
     trace_dir, split = resolve_traces(traces)
 
     def make_env(n: int) -> SlimSplitVectorEnv:
-        return SlimSplitVectorEnv(n, sc, trace_dir=trace_dir, split=split, action_space="flat")
+        return SlimSplitVectorEnv(
+            n, sc, trace_dir=trace_dir, split=split, action_space="flat", randomize=False
+        )
 
     probe = make_env(1)
     world = probe.world
-    table = ModeTable.from_world(world)
-
     asked: list[BatchPolicy] = []
     for item in policies:
         pol = (
@@ -115,16 +118,56 @@ def run_evaluation(
         else None
     )
     try:
-        out = simulate(make_env, everyone, plan, progress=bar.update if bar else None)
+        out = simulate(
+            make_env, everyone, plan, keep_steps=keep_steps, progress=bar.update if bar else None
+        )
     finally:
         if bar is not None:
             bar.close()
-
-    steps = _steps_frame(out.steps, [p.name for p in everyone], plan, world.trace_names)
+    all_names = [p.name for p in everyone]
+    steps = _steps_frame(out.steps, all_names, plan, world.trace_names) if keep_steps else None
     trace_of = [world.trace_names[i] for i in plan.trace_index]
-    episodes_df = episode_table(out.totals, [p.name for p in everyone], trace_of)
-    statics = [p.name for p in everyone if p.name.startswith("static:")]
-    static = best_static(episodes_df, statics)
+    episodes_df = episode_table(out.totals, all_names, trace_of)
+    statics = [n for n in all_names if n.startswith("static:")]
+    return Evaluation(
+        sc, world, plan, names, everyone, episodes_df, steps, best_static(episodes_df, statics)
+    )
+
+
+def run_evaluation(
+    scenario: Any,
+    traces: str | os.PathLike = "test",
+    policies: Sequence[str | os.PathLike | BatchPolicy] = DEFAULT_POLICIES,
+    out_dir: str | os.PathLike | None = None,
+    episodes: int | None = None,
+    seed: int = 0,
+    overrides: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    plots: bool = True,
+    notice: Callable[[str], None] | None = None,
+    baseline: str | None = None,
+) -> pd.DataFrame:
+    """Evaluate ``policies`` on ``traces`` of ``scenario``; write ``out_dir``; return the summary.
+
+    ``scenario``: a shipped name, a YAML path or a Scenario; ``overrides``: scenario fields to
+    change (``{"deadline_ms": 600}``). ``traces``: a split of the scenario (``train``, ``val``,
+    ``test``, ``holdout``, or ``PART:DATASET`` such as ``test:oboe``: ``episodes`` episodes,
+    default 32, spread over the datasets, from seeded random start offsets) or a folder/file of
+    traces (each trace once from start to end, unless ``episodes`` asks for random start
+    offsets). ``policies``: names for :func:`slimrl.policies.make_policy` (heuristics, run
+    folders, bundle folders) or policy objects. Every policy replays the same episodes, in the
+    scenario's own world (no domain randomisation). The summary always adds, as reference rows,
+    ``optimal`` (the score's ceiling), ``oracle`` and the best static mode. ``baseline``: the
+    policy every row is compared with, paired (default: the best of the heuristics evaluated,
+    else the best static mode).
+    """
+    ev = rollout_policies(
+        scenario, traces, policies, episodes, seed, overrides, progress, notice, keep_steps=True
+    )
+    sc, world, plan, names, steps = ev.scenario, ev.world, ev.plan, ev.names, ev.steps
+    episodes_df, static = ev.episodes, ev.best_static
+    table = ModeTable.from_world(world)
+    asked = ev.policies[: len(names)]
     refs = [n for n in (OPTIMAL, ORACLE, static) if n not in names]
     reported = names + refs
     if baseline is None:
@@ -143,7 +186,7 @@ def run_evaluation(
             "overrides": dict(overrides or {}),
             "traces": str(traces),
             "trace_names": list(world.trace_names),
-            "split": split,
+            "split": resolve_traces(traces)[1],
             "seed": int(seed),
             "episodes": len(plan),
             "full_trace": plan.full_trace,

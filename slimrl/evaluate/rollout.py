@@ -69,9 +69,10 @@ def plan_episodes(
     """The episodes of an evaluation on ``world``'s traces.
 
     ``full_trace`` and no ``episodes``: each trace once from its start to its end. Otherwise
-    ``episodes`` (default :data:`DEFAULT_EPISODES`) of ``episode_s`` seconds of trace time;
-    episode ``e`` replays trace ``e mod n_traces`` from a start offset drawn uniformly over the
-    trace (seeded by ``(seed, e)``).
+    ``episodes`` (default :data:`DEFAULT_EPISODES`) of ``episode_s`` seconds of trace time, spread
+    over the datasets in turn (episode ``e`` takes dataset ``e mod D``, then that dataset's
+    traces in turn), each from a start offset drawn uniformly over its trace (seeded by
+    ``(seed, e)``).
     """
     n = int(world.n_traces)
     durations = [float(d) for d in world.durations]
@@ -82,7 +83,10 @@ def plan_episodes(
         E = DEFAULT_EPISODES if episodes is None else int(episodes)
         if E < 1:
             raise ValueError(f"episodes must be >= 1, got {episodes}")
-        ti = [e % n for e in range(E)]
+        labels = list(world.traces.datasets)
+        groups = [[i for i in range(n) if labels[i] == d] for d in dict.fromkeys(labels)]
+        ti = [groups[e % len(groups)][(e // len(groups)) % len(groups[e % len(groups)])]
+              for e in range(E)]  # fmt: skip
         starts = [
             min(
                 float(np.random.default_rng([int(seed), e, 1]).random()) * durations[ti[e]],

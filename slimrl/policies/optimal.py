@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from slimrl.env.dynamics import Episode
 from slimrl.env.optimum import EpisodePlan, solve_episode
 from slimrl.policies.base import BatchPolicy, ModeTable, PolicyContext, register_policy, world_of
 
@@ -45,16 +46,14 @@ class Optimal(BatchPolicy):
             state = getattr(self.env, "unwrapped", self.env).episode_state()
             ep = {k: np.asarray(v).reshape(-1) for k, v in state.items()}
         out = np.empty(n, dtype=np.int64)
+        cols = {k: np.asarray(ep[k]).reshape(n) for k in (*Episode._fields, "unit", "horizon")}
         for i in range(n):
-            ident = tuple(
-                np.asarray(ep[k]).reshape(n)[i].item()
-                for k in ("trace_index", "start_s", "real", "off", "key", "horizon")
-            )
-            unit = int(np.asarray(ep["unit"]).reshape(n)[i])
+            episode = Episode(*(cols[k][i].item() for k in Episode._fields))
+            ident = (episode, int(cols["horizon"][i]))
+            unit = int(cols["unit"][i])
             held = self.plans[i]
             if held is None or held[0] != ident or unit < held[1].start:
-                ti, t0, real, off, key, horizon = ident
-                plan = solve_episode(self.world, ti, t0, real, off, key, horizon, start=unit)
+                plan = solve_episode(self.world, episode, ident[1], start=unit)
                 self.plans[i] = held = (ident, plan)
             out[i] = held[1].mode(unit)
         return out

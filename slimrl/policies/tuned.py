@@ -61,7 +61,7 @@ TUNABLES: dict[str, Tunable] = {
         "mpc",
         "tuned-mpc",
         RobustMPC,
-        {"window": (2, 3, 5, 8, 12), "margin": (0.6, 0.7, 0.8, 0.9, 1.0, 1.15, 1.3)},
+        {"window": (2, 3, 5, 8, 12, 20), "margin": (0.6, 0.8, 1.0, 1.3, 1.6, 2.0)},
     ),
 }
 

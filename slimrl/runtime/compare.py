@@ -34,7 +34,7 @@ def simulate_frames(
     trace_path: str | os.PathLike | None = None,
 ) -> list[dict[str, Any]]:
     """Per logged frame: the simulator's ``sim_*`` figures for the same mode and start time."""
-    from slimrl.env.dynamics import World
+    from slimrl.env.dynamics import Episode, World
     from slimrl.env.frame import INDEX
     from slimrl.traces import TraceSet, load_trace
 
@@ -59,7 +59,7 @@ def simulate_frames(
             )
         t = float(f.get("t_s", 0.0))
         # the frame under every edge-load realisation and a spread of random draws
-        fr = world.frames(m, 0, 0, t, reals, 0, keys, sample=False)
+        fr = world.frames(m, 0, Episode(0, t, reals, 0, keys, 1.0, world.delay_ms), sample=False)
         e2e = fr[INDEX["e2e_ms"]].ravel()
         j = int(np.argsort(e2e)[len(e2e) // 2])  # the median outcome
         pick = {k: float(np.ravel(fr[INDEX[k]])[j]) for k in _SIM_KEYS}

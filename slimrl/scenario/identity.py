@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 from slimrl.io import sha256_file
-from slimrl.paths import portable
 from slimrl.scenario.schema import Scenario
 from slimrl.traces import list_trace_files
 
@@ -22,13 +21,15 @@ def scenario_digest(scenario: Scenario) -> str:
     cfg = scenario.to_dict()
     cfg.pop("name", None)
     cfg.pop("description", None)
-    root = scenario.traces.path
-    files = [root] if root.is_file() else list_trace_files(root, scenario.traces.pattern)
-    cfg["traces"]["files"] = [
-        [f.relative_to(root).as_posix() if root.is_dir() else f.name, f.stat().st_size]
-        for f in files
-    ]
-    cfg["traces"]["path"] = portable(root)
+    listing = {}
+    for d in scenario.traces.datasets:
+        root = d.path
+        files = [root] if root.is_file() else list_trace_files(root, d.pattern)
+        listing[d.name] = [
+            [f.relative_to(root).as_posix() if root.is_dir() else f.name, f.stat().st_size]
+            for f in files
+        ]
+    cfg["traces"]["files"] = listing
     cfg["model"]["profile"] = sha256_file(scenario.model.profile)
     samples = getattr(scenario.model_profile, "samples_path", None)
     if samples is not None and Path(samples).is_file() and scenario.model.per_sample:

@@ -59,20 +59,88 @@ def _fractions(value: Any, path: str, f: Fields) -> tuple[float, float, float]:
     return fr  # type: ignore[return-value]
 
 
+@dataclass(frozen=True)
+class DatasetConfig:
+    """One dataset of a trace corpus: a folder (or file) and the files it contributes."""
+
+    name: str
+    path: Path
+    pattern: str = "*"
+
+
 @dataclass(frozen=True, kw_only=True)
-class TracesConfig:
+class _DatasetFields:
     path: Path = spec(check=File("path"))
     pattern: str = spec("*", String())
+
+
+def _datasets(value: Any, path: str, f: Fields) -> tuple[DatasetConfig, ...]:
+    if not isinstance(value, Mapping) or not value:
+        raise f.error(
+            path, f"expected a mapping name -> {{path, pattern}} with at least one dataset, "
+            f"got {short(value)}"
+        )  # fmt: skip
+    out = []
+    for name, body in value.items():
+        if not isinstance(name, str) or not name or "/" in name or ":" in name:
+            raise f.error(path, f"dataset names must be plain words, got {short(name)}")
+        d = f.build(_DatasetFields, body, f"{path}.{name}")
+        _check_pattern(d.path, d.pattern, f, f"{path}.{name}.pattern")
+        out.append(DatasetConfig(name, d.path, d.pattern))
+    return tuple(out)
+
+
+def _names(value: Any, path: str, f: Fields) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise f.error(path, f"expected a list of dataset names, got {short(value)}")
+    return tuple(value)
+
+
+def _check_pattern(folder: Path, pattern: str, f: Fields, path: str) -> None:
+    if folder.is_dir() and not any(p.is_file() for p in folder.rglob(pattern)):
+        raise f.error(path, f"no file in {folder} matches {pattern!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TracesConfig:
+    """One trace folder (``path``, ``pattern``) or a corpus of named datasets (``sets``), of
+    which ``holdout`` ones are kept out of training and validation (test only)."""
+
+    path: Path | None = spec(None, File("path"))
+    pattern: str = spec("*", String())
+    sets: tuple[DatasetConfig, ...] | None = spec(None, Custom(_datasets))
+    holdout: tuple[str, ...] = spec((), Custom(_names))
+    sample: str = spec("dataset", String(("dataset", "file")))
     fractions: tuple[float, float, float] = spec((0.7, 0.15, 0.15), Custom(_fractions))
     scale: float = spec(1.0, Number(gt=0))
-    resolution_ms: float = spec(100.0, Number(gt=0))
+    resolution_ms: float = spec(100.0, Number(ge=1))
     column: str = spec("DL_bitrate", String())
 
     @classmethod
     def validated(cls, obj: TracesConfig, f: Fields, path: str) -> TracesConfig:
-        if obj.path.is_dir() and not any(p.is_file() for p in obj.path.rglob(obj.pattern)):
-            raise f.error(f"{path}.pattern", f"no file in {obj.path} matches {obj.pattern!r}")
+        if (obj.path is None) == (obj.sets is None):
+            raise f.error(path, "expected either path (one trace folder) or sets (a corpus)")
+        if obj.path is not None:
+            _check_pattern(obj.path, obj.pattern, f, f"{path}.pattern")
+            if obj.holdout:
+                raise f.error(f"{path}.holdout", "only valid with sets")
+        else:
+            names = [d.name for d in obj.sets]
+            for h in obj.holdout:
+                if h not in names:
+                    raise f.error(f"{path}.holdout", f"no dataset {h!r} (datasets: {names})")
+            if len(set(obj.holdout)) == len(names):
+                raise f.error(f"{path}.holdout", "every dataset is held out: nothing to train on")
         return obj
+
+    @property
+    def datasets(self) -> tuple[DatasetConfig, ...]:
+        """The corpus: the ``sets``, or the one folder as a dataset named after it."""
+        if self.sets is not None:
+            return self.sets
+        return (DatasetConfig(self.path.stem or "traces", self.path, self.pattern),)
 
 
 # -- model and device profiles ------------------------------------------------------------------
@@ -302,6 +370,37 @@ class ModesConfig:
         )
 
 
+def _range(lo_min: float, positive: bool = False):
+    def check(value: Any, path: str, f: Fields) -> tuple[float, float]:
+        if not isinstance(value, list | tuple) or len(value) != 2:
+            raise f.error(path, f"expected [low, high], got {short(value)}")
+        kw = {"gt": 0} if positive else {"ge": lo_min}
+        lo = f.number(value[0], f"{path}[0]", **kw)
+        hi = f.number(value[1], f"{path}[1]", ge=lo)
+        return lo, hi
+
+    return Custom(check)
+
+
+def _levels(value: Any, path: str, f: Fields) -> tuple[float, ...]:
+    if not isinstance(value, list | tuple) or not value or len(value) > 16:
+        raise f.error(path, f"expected a list of 1 to 16 multipliers, got {short(value)}")
+    return tuple(f.number(v, f"{path}[{i}]", gt=0) for i, v in enumerate(value))
+
+
+@dataclass(frozen=True, kw_only=True)
+class RandomizeConfig:
+    """Domain randomisation, drawn per training episode (evaluation keeps the scenario's values
+    unless asked): capacity scale (log-uniform), base one-way delay (uniform), a multiplier of the
+    device's compute jitter (uniform), and the other tenants' load (one of the given
+    multipliers of their arrival rates)."""
+
+    capacity_scale: tuple[float, float] | None = spec(None, _range(0, positive=True))
+    base_delay_ms: tuple[float, float] | None = spec(None, _range(0))
+    compute_jitter: tuple[float, float] | None = spec(None, _range(0))
+    edge_load: tuple[float, ...] | None = spec(None, Custom(_levels))
+
+
 # -- the scenario -------------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class Scenario:
@@ -321,6 +420,7 @@ class Scenario:
     time_grid_ms: float = spec(1.0, Number(ge=0.1, le=1000))
     observation: ObservationConfig = spec(ObservationConfig(), Nested(ObservationConfig))
     modes: ModesConfig = spec(ModesConfig(), Nested(ModesConfig))
+    randomize: RandomizeConfig | None = spec(None, Nested(RandomizeConfig))
     #: the YAML file it was read from (None for a mapping)
     path: Path | None = None
     model_profile: ModelProfile = field(compare=False, repr=False, default=None)
@@ -350,6 +450,8 @@ def _plain(obj: Any) -> Any:
     """A schema object as plain YAML data: checked fields only, ``None`` fields left out."""
     if isinstance(obj, LoadState):
         return {"rate_per_s": obj.rate_per_s, "dwell_s": obj.dwell_s}
+    if isinstance(obj, DatasetConfig):
+        return {"path": portable(obj.path), "pattern": obj.pattern}
     if dataclasses.is_dataclass(obj):
         out: dict[str, Any] = {}
         for fd in dataclasses.fields(obj):
@@ -360,7 +462,7 @@ def _plain(obj: Any) -> Any:
                 continue
             out[fd.name] = _plain(value)
         return out
-    if isinstance(obj, tuple) and obj and isinstance(obj[0], LoadState):
+    if isinstance(obj, tuple) and obj and isinstance(obj[0], LoadState | DatasetConfig):
         return {s.name: _plain(s) for s in obj}
     if isinstance(obj, list | tuple):
         return [_plain(v) for v in obj]

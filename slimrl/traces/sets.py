@@ -109,6 +109,7 @@ class TraceSet:
         *,
         root: Path | None = None,
         split: str | None = None,
+        datasets: Sequence[str] | None = None,
     ) -> None:
         self.traces: list[Trace] = list(traces)
         if not self.traces:
@@ -118,6 +119,25 @@ class TraceSet:
         )
         self.root = root
         self.split = split
+        #: the dataset each trace belongs to (one name for a plain folder)
+        self.datasets: list[str] = (
+            list(datasets) if datasets is not None else [root.stem if root else "traces"] * len(
+                self.traces
+            )
+        )  # fmt: skip
+        if len(self.datasets) != len(self.traces):
+            raise TraceValueError("datasets: one name per trace expected")
+
+    @classmethod
+    def concat(cls, sets: Sequence[tuple[str, TraceSet]], split: str | None = None) -> TraceSet:
+        """Several named trace sets as one corpus; trace names become ``<dataset>/<name>``."""
+        traces, files, labels = [], [], []
+        for name, ts in sets:
+            for tr, f in zip(ts.traces, ts.files, strict=True):
+                traces.append(tr.renamed(f"{name}/{tr.name}"))
+                files.append(f)
+                labels.append(name)
+        return cls(traces, files, root=None, split=split, datasets=labels)
 
     @classmethod
     def from_path(
