@@ -114,12 +114,13 @@ def main(argv: list[str] | None = None) -> int:
         res = row(label, args.env, group, traces, overrides, args.episodes, tuned)
         rows.append(res)
         ok = res["vs_static_lo"] > 0 and res["vs_mpc_lo"] > 0 and res["score"] >= GOAL_SCORE
+        diffs = "  ".join(
+            f"vs {k} {fmt_ci(res[f'vs_{k}'], res[f'vs_{k}_lo'], res[f'vs_{k}_hi'])}"
+            for k in ("static", "mpc", "tuned-mpc")
+        )
         print(
-            f"{label:<26} ppo {res['ppo']:+.3f}/s  score {res['score']:+.3f}  "
-            f"vs static {fmt_ci(res['vs_static'], res['vs_static_lo'], res['vs_static_hi'])}  "
-            f"vs mpc {fmt_ci(res['vs_mpc'], res['vs_mpc_lo'], res['vs_mpc_hi'])}  "
-            f"vs tuned-mpc {fmt_ci(res['vs_tuned-mpc'], res['vs_tuned-mpc_lo'], res['vs_tuned-mpc_hi'])}"
-            f"  {'GOAL' if ok else 'miss'}",
+            f"{label:<26} ppo {res['ppo']:+.3f}/s  score {res['score']:+.3f}  {diffs}  "
+            f"{'GOAL' if ok else 'miss'}",
             flush=True,
         )
 
