@@ -14,16 +14,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--traces",
         default="test",
         metavar="SPLIT_OR_DIR",
-        help="train/val/test split of the scenario's traces, or a folder of "
-        "trace files (each replayed once, start to end) (default: test)",
+        help="a split of the scenario's traces (train, val, test, holdout, or PART:DATASET "
+        "such as test:oboe), or a folder of trace files (each replayed once, start to end) "
+        "(default: test)",
     )
     parser.add_argument(
         "--policies",
         nargs="+",
         metavar="NAME_OR_PATH",
-        default=["paper-ewma", "rate-threshold", "tuned-threshold", "random", "oracle"],
-        help="heuristics (static:K,B random paper-ewma rate-threshold "
-        "tuned-threshold oracle), training run folders or exported bundle folders",
+        default=["paper-ewma", "tuned-threshold", "tuned-mpc", "random"],
+        help="registered policies (static:K,B random paper-ewma rate-threshold tuned-threshold "
+        "mpc tuned-mpc oracle optimal), training run folders or exported bundle folders; "
+        "optimal, oracle and the best static mode are always added as references",
+    )
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="NAME",
+        help="the policy every row is compared with, paired (default: the best heuristic)",
     )
     parser.add_argument(
         "--out", required=True, metavar="DIR", help="output folder (replaced atomically)"
@@ -36,6 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "full replay per trace on a folder)",
     )
     parser.add_argument("--seed", type=int, default=0, help="evaluation seed (default 0)")
+    parser.add_argument(
+        "--randomize",
+        action="store_true",
+        help="apply the scenario's domain randomisation (default: its fixed values)",
+    )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -57,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         overrides=overrides,
         progress=not args.no_progress,
         plots=not args.no_plots,
+        baseline=args.baseline,
+        randomize=args.randomize,
     )
     print_summary(df, title=f"{args.env} on {args.traces} (seed {args.seed})")
     print(f"wrote {args.out}")

@@ -79,6 +79,7 @@ def rollout_policies(
     progress: bool = True,
     notice: Callable[[str], None] | None = None,
     keep_steps: bool = True,
+    randomize: bool = False,
 ) -> Evaluation:
     """Replay ``policies`` (plus every static mode, ``optimal`` and ``oracle``) on the same
     episodes of ``traces``; see :func:`run_evaluation` for the arguments."""
@@ -91,7 +92,7 @@ def rollout_policies(
 
     def make_env(n: int) -> SlimSplitVectorEnv:
         return SlimSplitVectorEnv(
-            n, sc, trace_dir=trace_dir, split=split, action_space="flat", randomize=False
+            n, sc, trace_dir=trace_dir, split=split, action_space="flat", randomize=randomize
         )
 
     probe = make_env(1)
@@ -146,6 +147,7 @@ def run_evaluation(
     plots: bool = True,
     notice: Callable[[str], None] | None = None,
     baseline: str | None = None,
+    randomize: bool = False,
 ) -> pd.DataFrame:
     """Evaluate ``policies`` on ``traces`` of ``scenario``; write ``out_dir``; return the summary.
 
@@ -156,13 +158,13 @@ def run_evaluation(
     traces (each trace once from start to end, unless ``episodes`` asks for random start
     offsets). ``policies``: names for :func:`slimrl.policies.make_policy` (heuristics, run
     folders, bundle folders) or policy objects. Every policy replays the same episodes, in the
-    scenario's own world (no domain randomisation). The summary always adds, as reference rows,
-    ``optimal`` (the score's ceiling), ``oracle`` and the best static mode. ``baseline``: the
-    policy every row is compared with, paired (default: the best of the heuristics evaluated,
-    else the best static mode).
+    scenario's own world (``randomize=True``: with the scenario's domain randomisation). The
+    summary always adds, as reference rows, ``optimal`` (the score's ceiling), ``oracle`` and the
+    best static mode. ``baseline``: the policy every row is compared with, paired (default: the
+    best of the heuristics evaluated, else the best static mode).
     """
     ev = rollout_policies(
-        scenario, traces, policies, episodes, seed, overrides, progress, notice, keep_steps=True
+        scenario, traces, policies, episodes, seed, overrides, progress, notice, True, randomize
     )
     sc, world, plan, names, steps = ev.scenario, ev.world, ev.plan, ev.names, ev.steps
     episodes_df, static = ev.episodes, ev.best_static
