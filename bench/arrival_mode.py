@@ -27,8 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     fps = 1000.0 / sc.deadline_ms
     print(f"{'arrival':<22} {'split':<6} {'static*':>8} {'tuned-thr':>9} {'oracle':>8} "
           f"{'optimal':>8} {'headroom':>9} {'greedy share':>12}")  # fmt: skip
-    for label, over in (("closed", {"arrival": {"mode": "closed"}}),
-                        (f"periodic {fps:.2f} fps", {"arrival": {"mode": "periodic", "fps": fps}})):  # fmt: skip
+    modes = (
+        ("closed", {"arrival": {"mode": "closed"}}),
+        (f"periodic {fps:.2f} fps", {"arrival": {"mode": "periodic", "fps": fps}}),
+    )
+    for label, over in modes:
         for split in ("val", "test"):
             ev = rollout_policies(args.env, split, ["tuned-threshold"], episodes=args.episodes,
                                   overrides=over, progress=False, keep_steps=False)  # fmt: skip

@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
                     done = env.step(0)[3]
             best_rp = min(best_rp, time.perf_counter() - t0)
         units = sum(h for _, h in eps) / hours
-        print(f"{name:<14} {best_dp / hours:10.2f} {units:10.0f} {int(env.world.mode_mask.sum()):6d} "
+        modes = int(env.world.mode_mask.sum())
+        print(f"{name:<14} {best_dp / hours:10.2f} {units:10.0f} {modes:6d} "
               f"{best_rp / hours:17.2f} {best_dp / best_rp:12.1f}", flush=True)  # fmt: skip
     return 0
 
