@@ -38,8 +38,9 @@ from slimrl.train.config import MAX_EVAL_ENVS, VAL_SEED, TrainConfig, command_li
 from slimrl.train.hyperparams import Hyperparams, load_hyperparams
 from slimrl.train.vec_env import make_vec_env, wrap_normalize
 
-#: heuristics and references the final evaluation compares the run with
-FINAL_POLICIES = ("paper-ewma", "tuned-threshold", "rate-threshold", "oracle")
+#: heuristics the final evaluation compares the run with (optimal, oracle and the best static
+#: mode are always added)
+FINAL_POLICIES = ("paper-ewma", "tuned-threshold", "tuned-mpc")
 
 
 @dataclass
