@@ -149,3 +149,15 @@ def test_aggregate_refuses_folders_of_other_episodes(evals, tmp_path):
     (tmp_path / "broken" / "per_step.parquet").unlink()
     with pytest.raises(PolicyError, match="per_step.parquet: missing"):
         aggregate_evaluations([tmp_path / "broken"])
+
+
+def test_aggregate_command_line(evals, tmp_path, capsys):
+    from slimrl.evaluate.aggregate import main
+
+    argv = [*map(str, evals), "--out", str(tmp_path / "a"), "--n-boot", "100", "--no-plots",
+            "--group", f"{STATICS[0]}=static", "--group", f"{STATICS[1]}=static"]  # fmt: skip
+    assert main(argv) == 0
+    assert "static" in capsys.readouterr().out
+    assert set(pd.read_csv(tmp_path / "a" / "aggregate.csv")["group"]) >= {"static", "paper-ewma"}
+    assert main([str(evals[0]), "--out", str(tmp_path / "b"), "--baseline", "nope"]) == 2
+    assert "baseline 'nope'" in capsys.readouterr().err

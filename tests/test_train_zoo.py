@@ -136,6 +136,14 @@ def test_save_reference_writes_a_model_card(logs):
         own = summary.iloc[0]
     assert kinds["reward_per_s"] == pytest.approx(own["reward_per_s"], abs=1e-6)
     assert "slimrl train --seed 0 -n 512" in text and "episode length (s of trace): 16" in text
+    # the card is part of the slimrl output: saving the reference again replaces it cleanly
+    from slimrl.io import read_marker
+    from slimrl.train.card import save_reference_with_card
+
+    assert "README.md" in read_marker(ref)["folders"][0]["entries"]
+    save_reference_with_card(logs / "ppo" / f"{ENV_ID}_2", ref)
+    assert (ref / "README.md").read_text() == text
+    assert not [p for p in ref.parent.iterdir() if p.name.startswith(".ppo-tiny.") and p.is_dir()]
 
 
 def test_rl_zoo3_enjoy_and_plots_read_a_slimrl_run(logs, tmp_path):

@@ -324,3 +324,54 @@ def _check_same_episodes(folders: Sequence[EvalFolder]) -> None:
                 f"{f.path}: its episodes differ from {ref.path}'s (same --traces, --episodes, "
                 "--seed and scenario needed to aggregate)"
             )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m slimrl.evaluate.aggregate EVAL_DIR... --out DIR``."""
+    import argparse
+    import sys
+
+    from slimrl.errors import SlimrlError
+
+    parser = argparse.ArgumentParser(
+        prog="python -m slimrl.evaluate.aggregate",
+        description="rliable-style aggregates across evaluation folders (one per seed or run)",
+    )
+    parser.add_argument("eval_dirs", nargs="+", metavar="EVAL_DIR")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--metric", choices=METRICS, default="score")
+    parser.add_argument("--baseline", default=None, help="group P(improvement) is against")
+    parser.add_argument(
+        "--group",
+        action="append",
+        default=[],
+        metavar="POLICY=LABEL",
+        help="put a policy in a group (repeatable; default: trained runs by algorithm)",
+    )
+    parser.add_argument("--n-boot", type=int, default=N_BOOT)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-plots", action="store_true")
+    args = parser.parse_args(argv)
+    groups = dict(g.split("=", 1) for g in args.group if "=" in g) or None
+    try:
+        table = aggregate_evaluations(
+            args.eval_dirs,
+            args.out,
+            groups=groups,
+            metric=args.metric,
+            baseline=args.baseline,
+            n_boot=args.n_boot,
+            seed=args.seed,
+            plots=not args.no_plots,
+        )
+    except SlimrlError as exc:
+        print(f"aggregate: error: {exc}", file=sys.stderr)
+        return 2
+    cols = ["group", "runs", "iqm", "iqm_ci_low", "iqm_ci_high", "prob_improvement"]
+    print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"wrote {args.out}/aggregate.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -16,7 +16,9 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -340,10 +342,11 @@ def _shown(folder: Path, name: str) -> str:
     return folder.as_posix()
 
 
-def model_card(folder: str | os.PathLike, name: str | None = None) -> str:
-    """The ``README.md`` text of a run or reference folder (an SB3 model)."""
+def model_card(folder: str | os.PathLike, name: str | None = None, shown: str | None = None) -> str:
+    """The ``README.md`` text of a run or reference folder (an SB3 model); ``shown`` is how the
+    usage examples name the folder (default: ``agents/reference/NAME`` for a reference)."""
     d = CardData(folder, name)
-    ref = _shown(Path(folder), d.name)
+    ref = shown or _shown(Path(folder), d.name)
     lines = [
         _front_matter(d.header("stable-baselines3")),
         f"# {d.algo_title} on {ENV_ID} (`{d.scenario_name}`): `{d.name}`",
@@ -472,19 +475,40 @@ def bundle_card(
     return "\n".join(lines)
 
 
-def write_model_cards(folder: str | os.PathLike, name: str | None = None) -> list[Path]:
+def write_model_cards(
+    folder: str | os.PathLike, name: str | None = None, shown: str | None = None
+) -> list[Path]:
     """Write ``README.md`` into a run/reference folder and into each bundle folder below it
     (``<folder>/*/manifest.json``); returns the cards written, the folder's first."""
     folder = Path(folder)
     data = CardData(folder, name)
+    shown = shown or _shown(folder, data.name)
     written = [folder / CARD_FILE]
-    write_text(written[0], model_card(folder, name))
+    write_text(written[0], model_card(folder, name, shown))
     for manifest in sorted(folder.glob(f"*/{BUNDLE_MANIFEST}")):
         bundle = manifest.parent
-        shown = f"{_shown(folder, data.name)}/{bundle.name}"
-        write_text(bundle / CARD_FILE, bundle_card(bundle, data, shown))
+        write_text(bundle / CARD_FILE, bundle_card(bundle, data, f"{shown}/{bundle.name}"))
         written.append(bundle / CARD_FILE)
     return written
+
+
+def save_reference_with_card(run_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """:func:`slimrl.runs.reference.save_reference` with the model card inside the same atomic
+    output: the copy and its ``README.md`` are staged next to ``out_dir``, then swapped in as one
+    slimrl output (so a later ``--save-reference`` of the same name may replace it)."""
+    from slimrl.io import atomic_dir
+    from slimrl.runs.reference import save_reference
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    shown = _shown(out_dir, out_dir.name)
+    with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}.", dir=out_dir.parent) as stage:
+        staged = save_reference(run_dir, Path(stage) / out_dir.name)
+        write_model_cards(staged, out_dir.name, shown)
+        with atomic_dir(out_dir) as tmp:
+            for item in staged.iterdir():
+                shutil.move(str(item), str(tmp / item.name))
+    return out_dir
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,7 +35,7 @@ from slimrl.runs.layout import (
     PARAMS_DIR,
     VECNORMALIZE_FILE,
 )
-from slimrl.runs.reference import reference_dir, save_reference
+from slimrl.runs.reference import reference_dir
 from slimrl.runs.write import append_wall_time, latest_checkpoint, save_model, write_run_files
 from slimrl.runs.zoo_yaml import read_zoo_yaml
 from slimrl.scenario import Scenario, load_scenario, parse_set_args, scenario_digest
@@ -45,7 +45,7 @@ from slimrl.train.callbacks import (
     ValidationCallback,
     log_hparams,
 )
-from slimrl.train.card import write_model_cards
+from slimrl.train.card import save_reference_with_card
 from slimrl.train.config import MAX_EVAL_ENVS, VAL_SEED, TrainConfig, command_line
 from slimrl.train.hyperparams import Hyperparams, load_hyperparams
 from slimrl.train.vec_env import (
@@ -254,9 +254,8 @@ def run(p: Prepared, echo: Callable[[str], None] = print) -> Path:
         )
     write_hparams(p, validation, final)
     if cfg.save_reference:
-        out = save_reference(run_dir, reference_dir(cfg.save_reference))
-        card = write_model_cards(out)
-        echo(f"Reference copy: {out} (model card {card[0].name})")
+        out = save_reference_with_card(run_dir, reference_dir(cfg.save_reference))
+        echo(f"Reference copy: {out} (model card: {out / 'README.md'})")
     return run_dir
 
 
