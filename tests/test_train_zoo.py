@@ -171,14 +171,14 @@ def test_rl_zoo3_enjoy_and_plots_read_a_slimrl_run(logs, tmp_path):
     )
     out = subprocess.run(
         [sys.executable, "-c", script, str(png), str(logs)],
-        capture_output=True, text=True, env=_env(), timeout=300,
+        capture_output=True, text=True, env=_env(), timeout=300, cwd=tmp_path,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"LINES ['{ENV_ID}_1', '{ENV_ID}_2']" in out.stdout
     assert png.stat().st_size > 1000
     cmd = [sys.executable, "-m", "rl_zoo3.plots.all_plots", "-a", "ppo", "-e", ENV_ID,
            "-f", str(logs), "--no-display", "-o", str(tmp_path / "all")]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=300, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Eval not found" not in out.stdout
     import pickle
