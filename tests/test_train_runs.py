@@ -45,7 +45,9 @@ def _train(tmp_path: Path, algo: str, steps: int, *extra: str) -> Path:
         *extra,
     ]
     assert main(argv) == 0
-    runs = sorted((tmp_path / algo).glob("default_*"))
+    runs = sorted(
+        (tmp_path / algo).glob(f"{ENV_ID}_*"), key=lambda d: int(d.name.rsplit("_", 1)[1])
+    )
     assert runs, "no run folder"
     return runs[-1]
 
@@ -58,7 +60,7 @@ def _load(run: Path):
 @pytest.mark.parametrize("algo", ["ppo", "a2c", "dqn", "maskable_ppo"])
 def test_short_run_writes_the_zoo_layout(tmp_path, algo):
     run = _train(tmp_path, algo, 1024)
-    assert run.name == "default_1"
+    assert run.name == f"{ENV_ID}_1"  # the Zoo's name; the scenario is in args.yml
     for rel in (
         f"{ENV_ID}.zip",
         "best_model.zip",
@@ -87,7 +89,7 @@ def test_short_run_writes_the_zoo_layout(tmp_path, algo):
     assert load_scenario(run / "scenario.yml").episode_s == 16
     # a second run takes the next id
     if algo == "ppo":
-        assert _train(tmp_path, algo, 256).name == "default_2"
+        assert _train(tmp_path, algo, 256).name == f"{ENV_ID}_2"
 
 
 def test_evaluate_lists_the_trained_run(tmp_path):
@@ -199,30 +201,32 @@ def test_shipped_hyperparameters_are_valid(algo):
     assert hp.n_timesteps > 0 and hp.model_kwargs["policy"] == "MlpPolicy"
 
 
-def test_rl_zoo3_trains_with_the_shipped_file(tmp_path):
+def test_rl_zoo3_trains_with_the_documented_command(tmp_path):
+    """The ``rl_zoo3.train`` command of agents/README.md, shortened (-n, -f, eval settings)."""
+    import os
+    import shlex
+
     if importlib.util.find_spec("rl_zoo3") is None:
+        if os.environ.get("CI"):
+            pytest.fail("rl_zoo3 is not installed in CI (the dev extra brings it)")
         pytest.skip("rl_zoo3 is not installed")
-    cmd = [
-        sys.executable,
-        "-m",
-        "rl_zoo3.train",
-        "--algo",
-        "ppo",
-        "--env",
-        ENV_ID,
-        "--gym-packages",
-        "slimrl",
-        "--conf-file",
-        str(ROOT / "agents" / "ppo.yml"),
-        "-n",
-        "2048",
-        "-f",
-        str(tmp_path),
-        "--eval-freq",
-        "-1",
-    ]
-    subprocess.run(cmd, check=True, cwd=tmp_path, timeout=600)
+    doc = (ROOT / "agents" / "README.md").read_text()
+    line = next(x.strip() for x in doc.splitlines() if "python -m rl_zoo3.train" in x)
+    words = shlex.split(line)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    while "=" in words[0]:  # leading VAR=value assignments
+        key, _, value = words.pop(0).partition("=")
+        env[key] = value
+    assert env.get("OMP_NUM_THREADS") == "1" and words[:3] == ["python", "-m", "rl_zoo3.train"]
+    assert "--num-threads" in words and "split:'val'" in words
+    words[words.index("--conf-file") + 1] = str(ROOT / "agents" / "ppo.yml")
+    cmd = [sys.executable, *words[1:], "-n", "2048", "-f", str(tmp_path), "--eval-freq", "1024",
+           "--eval-episodes", "1"]  # fmt: skip
+    out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "eval_env_kwargs={'split': 'val'}" in out.stdout
     assert list((tmp_path / "ppo").glob(f"{ENV_ID}_1/{ENV_ID}.zip"))
+    assert (tmp_path / "ppo" / f"{ENV_ID}_1" / "evaluations.npz").is_file()
 
 
 def test_tune_writes_a_study_and_best_params(tmp_path):

@@ -61,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help="Fashion-MNIST folder (default: $SLIMRL_FMNIST_DIR or the shipped copy)",
+        help="Fashion-MNIST folder (default: $SLIMRL_FMNIST_DIR, the Debian package's, "
+        "../shared/data/fashion-mnist, else the test split shipped with slimrl)",
     )
     r.add_argument("--start-s", type=float, default=0.0, help="where in the trace to start (s)")
     r.add_argument(

@@ -12,8 +12,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data",
         metavar="DIR",
         default=None,
-        help="Fashion-MNIST IDX folder (default: $SLIMRL_FMNIST_DIR, "
-        "/usr/share/datasets/fashion-mnist, ../shared/data/fashion-mnist)",
+        help="Fashion-MNIST IDX folder (default, in order: $SLIMRL_FMNIST_DIR, the Debian "
+        "package dataset-fashion-mnist in /usr/share/datasets/fashion-mnist, "
+        "../shared/data/fashion-mnist; the test split also ships with slimrl)",
     )
     parser.add_argument(
         "--out", metavar="DIR", default="runs/pretrain", help="output folder (default: %(default)s)"
@@ -45,7 +46,11 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from slimrl.model.card import quality_checks
+    from slimrl.model.data import locate
     from slimrl.model.pretrain import Recipe, pretrain
+
+    for split in ("train", "test"):  # say where the data comes from before the long part
+        print(f"Fashion-MNIST {split} split: {locate(split, args.data)}", flush=True)
 
     recipe = Recipe.quick(args.seed) if args.quick else Recipe(seed=args.seed)
     if args.threads is not None:

@@ -1,6 +1,6 @@
 """``slimrl train``: train a Stable-Baselines3 agent on a scenario (RL Baselines3 Zoo flags).
 
-Runs land in ``<log folder>/<algo>/<scenario>_<N>/`` in the Zoo layout (see :mod:`slimrl.runs`);
+Runs land in ``<log folder>/<algo>/SlimSplit-v0_<N>/`` in the Zoo layout (see :mod:`slimrl.runs`);
 at the end the run is compared with the heuristics and the oracle on the validation split. The
 flags are generated from :class:`slimrl.train.config.TrainConfig`.
 """

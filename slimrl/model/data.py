@@ -1,4 +1,12 @@
-"""Fashion-MNIST reader for the original IDX files (gzip-compressed or raw); no torchvision."""
+"""Fashion-MNIST reader for the original IDX files (gzip-compressed or raw); no torchvision.
+
+Where a split is found (:func:`locate`), in order: ``--data DIR`` (``data_dir``), then
+``$SLIMRL_FMNIST_DIR`` (either one, when given, is the only place looked at), the Debian package
+``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``), ``../shared/data/fashion-mnist``
+next to the slimrl checkout, and for the test split only the copy shipped with the package
+(``slimrl/model/dataset/fashion-mnist``, MIT licence): so a fresh install runs the device loop,
+``slimrl profile`` and the tests, while ``slimrl pretrain`` needs one of the others.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +14,7 @@ import gzip
 import hashlib
 import os
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +24,10 @@ from slimrl.paths import ROOT
 
 ENV_VAR = "SLIMRL_FMNIST_DIR"
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+SHARED_DIR = ROOT.parent / "shared" / "data" / "fashion-mnist"
+#: the test split shipped with the package (package data)
+PACKAGE_DIR = Path(__file__).resolve().parent / "dataset" / "fashion-mnist"
+PACKAGE_SPLITS = ("test",)
 IMAGE_MAGIC = 0x00000803
 LABEL_MAGIC = 0x00000801
 ROWS = COLS = 28
@@ -46,6 +58,17 @@ _WHERE = (
 
 
 @dataclass(frozen=True)
+class DataSource:
+    """Where a split was found: ``folder`` and ``how`` (which rule of the lookup order)."""
+
+    folder: Path
+    how: str
+
+    def __str__(self) -> str:
+        return f"{self.folder} ({self.how})"
+
+
+@dataclass(frozen=True)
 class FashionMNIST:
     """One split: ``images`` (N, 28, 28) uint8, ``labels`` (N,) uint8, raw-file ``sha256``."""
 
@@ -54,29 +77,61 @@ class FashionMNIST:
     split: str
     files: tuple[Path, Path]
     sha256: dict[str, str]
+    source: str = field(default="", compare=False)  # where it was found (DataSource text)
 
     def __len__(self) -> int:
         return len(self.labels)
 
 
-def candidate_dirs() -> list[Path]:
-    """Folders searched when no ``--data`` is given, in order."""
-    dirs = []
+def candidates(split: str = "train") -> list[DataSource]:
+    """Folders searched for ``split`` when no ``--data`` is given, in order (an explicit
+    ``$SLIMRL_FMNIST_DIR`` is the only one)."""
     if os.environ.get(ENV_VAR):
-        dirs.append(Path(os.environ[ENV_VAR]))
-    dirs += [DEBIAN_DIR, ROOT.parent / "shared" / "data" / "fashion-mnist"]
-    return dirs
+        return [DataSource(Path(os.environ[ENV_VAR]), f"${ENV_VAR}")]
+    out = [
+        DataSource(DEBIAN_DIR, "Debian package dataset-fashion-mnist"),
+        DataSource(SHARED_DIR, "../shared/data next to the slimrl checkout"),
+    ]
+    if split in PACKAGE_SPLITS:
+        out.append(DataSource(PACKAGE_DIR, "shipped with slimrl, test split only"))
+    return out
 
 
-def default_data_dir() -> Path:
-    """``$SLIMRL_FMNIST_DIR`` if set, else the first existing default folder."""
-    if os.environ.get(ENV_VAR):
-        return Path(os.environ[ENV_VAR])
-    for d in candidate_dirs():
-        if d.is_dir():
-            return d
-    tried = ", ".join(str(d) for d in candidate_dirs())
-    raise DataError(f"Fashion-MNIST not found (looked in {tried}); {_WHERE}")
+def candidate_dirs(split: str = "train") -> list[Path]:
+    """The folders of :func:`candidates`."""
+    return [c.folder for c in candidates(split)]
+
+
+def _has_split(folder: Path, split: str) -> bool:
+    """Both IDX files of ``split`` (gzip-compressed or raw) are in ``folder``."""
+    prefix = SPLITS[split][0]
+    return all(
+        any((folder / f"{prefix}-{kind}-ubyte{ext}").is_file() for ext in (".gz", ""))
+        for kind in ("images-idx3", "labels-idx1")
+    )
+
+
+def locate(split: str = "train", data_dir: str | os.PathLike | None = None) -> DataSource:
+    """Where ``split`` is read from: ``data_dir`` when given, else the first candidate folder
+    (:func:`candidates`) that holds the split's two files. An explicit folder is returned even
+    when it lacks them (reading it then names the missing file)."""
+    if split not in SPLITS:
+        raise DataError(f"unknown Fashion-MNIST split {split!r}; expected one of {list(SPLITS)}")
+    if data_dir is not None:
+        return DataSource(Path(data_dir), "--data")
+    found = candidates(split)
+    if len(found) == 1 and found[0].how.startswith("$"):
+        return found[0]
+    for cand in found:
+        if _has_split(cand.folder, split):
+            return cand
+    tried = ", ".join(str(c.folder) for c in found)
+    raise DataError(f"Fashion-MNIST {split} split not found (looked in {tried}); {_WHERE}")
+
+
+def default_data_dir(split: str = "train") -> Path:
+    """The folder :func:`locate` picks for ``split`` when no ``--data`` is given."""
+    return locate(split).folder
 
 
 def _find(folder: Path, stem: str) -> Path:
@@ -138,10 +193,10 @@ def read_idx(
 def load_fashion_mnist(
     split: str = "train", data_dir: str | os.PathLike | None = None
 ) -> FashionMNIST:
-    """Load ``"train"`` (60,000) or ``"test"`` (10,000) images and labels from ``data_dir``."""
-    if split not in SPLITS:
-        raise DataError(f"unknown Fashion-MNIST split {split!r}; expected one of {list(SPLITS)}")
-    folder = Path(data_dir) if data_dir is not None else default_data_dir()
+    """Load ``"train"`` (60,000) or ``"test"`` (10,000) images and labels from ``data_dir``, else
+    from where :func:`locate` finds the split (``.source`` says where)."""
+    source = locate(split, data_dir)
+    folder = source.folder
     if not folder.is_dir():
         raise DataError(f"{folder}: no such Fashion-MNIST folder; {_WHERE}")
     prefix, n = SPLITS[split]
@@ -159,7 +214,7 @@ def load_fashion_mnist(
         p.name.removesuffix(".gz"): hashlib.sha256(_raw_for_hash(p, arr, magic)).hexdigest()
         for p, arr, magic in ((img_path, images, IMAGE_MAGIC), (lab_path, labels, LABEL_MAGIC))
     }
-    return FashionMNIST(images, labels, split, (img_path, lab_path), sha)
+    return FashionMNIST(images, labels, split, (img_path, lab_path), sha, str(source))
 
 
 def _raw_for_hash(path: Path, arr: np.ndarray, magic: int) -> bytes:

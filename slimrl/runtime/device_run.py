@@ -243,12 +243,16 @@ def run_device(cfg: DeviceRunConfig, progress: bool = True) -> tuple[list[FrameR
 
     The log is written however the run ends; then an edge given up on raises
     :class:`EdgeUnavailable`, a signal :class:`RunInterrupted`, and a run without a single
-    answered frame :class:`RunFailed`.
+    answered frame :class:`RunFailed` (so does ``frames < 1``, before anything runs). The test
+    images come from ``cfg.data``, else where :func:`slimrl.model.data.locate` finds the test
+    split (the copy shipped with slimrl when nothing else is installed).
     """
     from slimrl.model.data import load_fashion_mnist
     from slimrl.runtime.split_model import check_modes, device_encoder, load_split_model
     from slimrl.traces import load_trace
 
+    if isinstance(cfg.frames, bool) or not isinstance(cfg.frames, int) or cfg.frames < 1:
+        raise RunFailed(f"--frames: expected an integer >= 1, got {cfg.frames!r}")
     scale = cfg.trace_scale if cfg.trace_scale is not None else _scenario_trace_scale(cfg)
     trace = load_trace(cfg.trace).scaled(scale)
     choice = resolve_policy(cfg, trace)

@@ -1,16 +1,24 @@
 """Training callbacks: every info term as a TensorBoard metric, and the validation evaluation.
 
-* :class:`InfoStats` summarises per-frame infos (accuracy, on-time rate, e2e p50/p95, energy,
-  reward terms, the share of each k and bits value).
-* :class:`InfoMetricsCallback` logs that summary of the training frames (``train_env/...``).
-* :class:`ValidationCallback` is SB3's ``EvalCallback`` on the validation split (same episodes
-  at every evaluation: the eval env is reseeded), with the same summary (``val_env/...``),
-  ``best_model.zip``, ``evaluations.npz``, synced VecNormalize statistics, action masks for
-  MaskablePPO, and a history that survives ``--resume``.
+TensorBoard tags keep episodes and frames apart:
+
+* ``episode/train/...`` and ``episode/val/...`` (:class:`EpisodeStats`): per episode of trace
+  time, as the evaluator reports them: return and length, ``reward_per_s`` (reward per second of
+  trace) and its interquartile mean over episodes, ``on_time_per_s``, ``miss_rate``;
+* ``frame/train/...`` and ``frame/val/...`` (:class:`InfoStats`): per frame, every info term
+  (accuracy, on-time rate, e2e p50/p95, energy, reward terms, the share of each k and bits);
+* ``eval/mean_reward`` (SB3's, per episode) and ``hparams/...`` with the HParams record
+  (:func:`log_hparams`) at the end of a run.
+
+:class:`InfoMetricsCallback` logs the training side, :class:`ValidationCallback` is SB3's
+``EvalCallback`` on the validation split (same episodes at every evaluation: the eval env is
+reseeded) with ``best_model.zip``, ``evaluations.npz``, synced VecNormalize statistics, action
+masks for MaskablePPO, and a history that survives ``--resume``.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -22,8 +30,81 @@ from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
 from slimrl.env.slimsplit import FRAME_INFO_KEYS
 
-#: numeric info terms averaged per frame
-MEAN_KEYS = (*(k for k in FRAME_INFO_KEYS if k != "t_s"), "dropped")
+#: numeric info terms averaged per frame (``dropped`` is one of the frame record's)
+MEAN_KEYS = (*FRAME_INFO_KEYS, "k", "bits")
+#: the reward terms of a frame (the info has no ``reward`` key: it is their sum)
+REWARD_TERMS = ("reward_accuracy", "reward_miss", "reward_energy")
+#: TensorBoard tag prefixes
+EPISODE_TAG, FRAME_TAG = "episode", "frame"
+
+
+class EpisodeStats:
+    """Per-episode totals from per-frame infos, summarised as the evaluator's rates.
+
+    ``span_s``: the trace time an episode covers (``episode_s`` rounded up to the time unit);
+    without it no per-second rate is reported.
+    """
+
+    def __init__(self, span_s: float | None = None) -> None:
+        self.span_s = span_s
+        self._open: dict[int, np.ndarray] = {}
+        self.reset()
+
+    #: running totals per env: return, frames, on time, dropped arrivals
+    _FIELDS = 4
+
+    def reset(self) -> None:
+        """Forget finished episodes (episodes in progress keep their totals)."""
+        self.episodes: list[tuple[float, float, float, float]] = []
+
+    def add(self, env_index: int, info: Mapping[str, Any], done: bool) -> None:
+        """One frame of env ``env_index``; ``done`` closes its episode."""
+        if "e2e_ms" in info:
+            acc = self._open.setdefault(env_index, np.zeros(self._FIELDS))
+            acc[0] += sum(float(info.get(k, 0.0)) for k in REWARD_TERMS)
+            acc[1] += 1
+            acc[2] += float(info.get("on_time", 0.0))
+            acc[3] += float(info.get("dropped", 0.0))
+        if done and env_index in self._open:
+            self.episodes.append(tuple(self._open.pop(env_index).tolist()))
+
+    def add_step(self, infos: Iterable[Mapping[str, Any]], dones: Iterable[bool]) -> None:
+        """One vector step: an info and a done flag per env."""
+        for i, (info, done) in enumerate(zip(infos, dones, strict=False)):
+            self.add(i, info, bool(done))
+
+    def summary(self) -> dict[str, float]:
+        """Metric name -> value over the finished episodes (empty when there are none)."""
+        if not self.episodes:
+            return {}
+        g, n, on_time, dropped = np.asarray(self.episodes, dtype=np.float64).T
+        arrivals = n.sum() + dropped.sum()
+        out = {
+            "episodes": float(len(g)),
+            "return_mean": float(g.mean()),
+            "length_mean": float(n.mean()),
+            "miss_rate": float((n.sum() - on_time.sum() + dropped.sum()) / max(arrivals, 1.0)),
+        }
+        if self.span_s and self.span_s > 0:
+            span = float(self.span_s)
+            out["reward_per_s"] = float(g.sum() / (span * len(g)))
+            out["reward_per_s_iqm"] = float(_iqm(g / span))
+            out["on_time_per_s"] = float(on_time.sum() / (span * len(g)))
+        return out
+
+    def record(self, logger: Any, prefix: str) -> dict[str, float]:
+        """Record the summary under ``prefix/`` in an SB3 logger; returns it."""
+        summary = self.summary()
+        for name, value in summary.items():
+            logger.record(f"{prefix}/{name}", value)
+        return summary
+
+
+def _iqm(x: np.ndarray) -> float:
+    """Interquartile mean (25 % trimmed each side), as ``scipy.stats.trim_mean(x, 0.25)``."""
+    from scipy import stats
+
+    return float(stats.trim_mean(np.asarray(x, dtype=np.float64), 0.25))
 
 
 class InfoStats:
@@ -106,26 +187,34 @@ class InfoStats:
 
 
 class InfoMetricsCallback(BaseCallback):
-    """Log the info terms of the training frames once at least ``min_frames`` were collected."""
+    """Log the training frames (``frame/train/...``) once at least ``min_frames`` were
+    collected, and the training episodes finished by then (``episode/train/...``)."""
 
     def __init__(self, min_frames: int = 2000, verbose: int = 0) -> None:
         super().__init__(verbose)
         self.min_frames = int(min_frames)
         self.stats = InfoStats()
+        self.episodes = EpisodeStats()
 
     def _init_callback(self) -> None:
         _set_modes(self.stats, self.training_env)
+        self.episodes.span_s = episode_span_s(self.training_env)
 
     def _on_step(self) -> bool:
         infos = self.locals.get("infos")
         if infos:
             self.stats.add_many(infos)
+            dones = self.locals.get("dones")
+            if dones is not None:
+                self.episodes.add_step(infos, dones)
         return True
 
     def _on_rollout_end(self) -> None:
         if self.stats.frames >= self.min_frames:
-            self.stats.record(self.logger, "train_env")
+            self.stats.record(self.logger, f"{FRAME_TAG}/train")
             self.stats.reset()
+            self.episodes.record(self.logger, f"{EPISODE_TAG}/train")
+            self.episodes.reset()
 
 
 class SaveVecNormalizeCallback(BaseCallback):
@@ -146,9 +235,10 @@ class SaveVecNormalizeCallback(BaseCallback):
 class ValidationCallback(EvalCallback):
     """``EvalCallback`` on the validation split, reseeded to ``eval_seed`` before each evaluation.
 
-    Logs ``eval/mean_reward`` (per episode, as SB3), ``val_env/...`` (per frame) and keeps
-    ``self.history`` (timesteps, mean episode reward, per-frame summary). ``use_masking``
-    evaluates MaskablePPO with its action masks.
+    Logs ``eval/mean_reward`` (per episode, as SB3), ``episode/val/...`` (per episode: reward per
+    second of trace, ...) and ``frame/val/...`` (per frame); ``last_summary`` and
+    ``last_episodes`` hold the latest of each. ``use_masking`` evaluates MaskablePPO with its
+    action masks.
     """
 
     def __init__(
@@ -165,11 +255,14 @@ class ValidationCallback(EvalCallback):
         self.use_masking = bool(use_masking)
         self.print_fn = print_fn
         self.stats = InfoStats()
+        self.episodes = EpisodeStats()
         self.last_summary: dict[str, float] = {}
+        self.last_episodes: dict[str, float] = {}
 
     def _init_callback(self) -> None:
         super()._init_callback()
         _set_modes(self.stats, self.eval_env)
+        self.episodes.span_s = episode_span_s(self.eval_env)
 
     def load_history(self, npz_path: str | os.PathLike) -> None:
         """Continue a previous run's ``evaluations.npz`` (resume): keep its best reward."""
@@ -189,6 +282,7 @@ class ValidationCallback(EvalCallback):
             sync_envs_normalization(self.training_env, self.eval_env)
         self.eval_env.seed(self.eval_seed)
         self.stats.reset()
+        self.episodes = EpisodeStats(self.episodes.span_s)  # drop episodes cut short last time
         if self.use_masking:
             from sb3_contrib.common.maskable.evaluation import evaluate_policy
 
@@ -207,11 +301,14 @@ class ValidationCallback(EvalCallback):
             callback=self._collect,
             **extra,
         )
-        self.last_summary = self.stats.record(self.logger, "val_env")
+        self.last_summary = self.stats.record(self.logger, f"{FRAME_TAG}/val")
+        self.last_episodes = self.episodes.record(self.logger, f"{EPISODE_TAG}/val")
         return list(map(float, rewards)), list(map(int, lengths))
 
     def _collect(self, locals_: dict[str, Any], globals_: dict[str, Any]) -> None:
-        self.stats.add(locals_["info"])
+        info = locals_["info"]
+        self.stats.add(info)
+        self.episodes.add(int(locals_.get("i", 0)), info, bool(locals_.get("done", False)))
 
     def _on_step(self) -> bool:
         if self.eval_freq <= 0 or self.n_calls % self.eval_freq != 0:
@@ -236,9 +333,10 @@ class ValidationCallback(EvalCallback):
 
         new_best = mean_reward > self.best_mean_reward
         if self.print_fn is not None:
-            s = self.last_summary
+            s, e = self.last_summary, self.last_episodes
             self.print_fn(
-                f"eval {self.num_timesteps:>9,d} steps: reward/frame {s.get('reward', np.nan):+.4f}"
+                f"eval {self.num_timesteps:>9,d} steps:"
+                f" reward/s {e.get('reward_per_s', np.nan):+.4f}"
                 f"  on-time {100 * s.get('on_time_rate', np.nan):5.1f}%"
                 f"  accuracy {s.get('accuracy', np.nan):.3f}"
                 f"  e2e p95 {s.get('e2e_p95_ms', np.nan):4.0f} ms"
@@ -254,6 +352,51 @@ class ValidationCallback(EvalCallback):
         if self.callback is not None:
             continue_training = continue_training and self._on_event()
         return continue_training
+
+
+def episode_span_s(env: VecEnv) -> float | None:
+    """The trace time one (non full-trace) episode of ``env`` covers, in seconds, or None."""
+    try:
+        world = env.get_attr("world")[0]
+        return float(world.horizon(0, 0.0) * world.unit_s)
+    except (AttributeError, IndexError, TypeError):
+        return None
+
+
+def hparam_value(value: Any) -> bool | int | float | str:
+    """A value TensorBoard's HParams accept (numbers, strings, booleans; the rest as text)."""
+    if isinstance(value, bool | str):
+        return value
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value)
+    return "None" if value is None else str(value)
+
+
+def log_hparams(
+    logger: Any, hparams: Mapping[str, Any], metrics: Mapping[str, float], step: int = 0
+) -> dict[str, float]:
+    """Write the run's HParams record: ``hparams`` (flat) against ``metrics`` (name -> value).
+
+    Each metric is also written as the scalar ``hparams/<name>``, the tag the HParams dashboard
+    reads; NaN or missing metrics are left out. Returns the metrics written."""
+    from stable_baselines3.common.logger import HParam
+
+    values = {
+        f"hparams/{k}": float(v)
+        for k, v in metrics.items()
+        if v is not None and math.isfinite(float(v))
+    }
+    if not values:
+        values = {"hparams/num_timesteps": float(step)}
+    skip = ("stdout", "log", "json", "csv")
+    for tag, value in values.items():
+        logger.record(tag, value, exclude=skip)
+    flat = {str(k): hparam_value(v) for k, v in hparams.items()}
+    logger.record("hparams", HParam(flat, values), exclude=skip)
+    logger.dump(step)
+    return values
 
 
 def _set_modes(stats: InfoStats, env: VecEnv) -> None:

@@ -127,7 +127,8 @@ class TrainConfig(Settings):
         "",
         "-tb",
         "--tensorboard-log",
-        help="TensorBoard folder (default: tb/ inside the run folder)",
+        help="TensorBoard folder: the run logs to DIR/SlimSplit-v0/<algo>_<scenario>_<N> "
+        "(default: tb/<that name> inside the run folder)",
         metavar="DIR",
     )
     save_freq: int = option(

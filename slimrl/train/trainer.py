@@ -1,12 +1,18 @@
 """One training run: validate, build the envs and the model, train, save, compare.
 
-Runs land in ``<log folder>/<algo>/<scenario>_<N>/`` (the RL Baselines3 Zoo layout, owned by
-:mod:`slimrl.runs`). Everything that can be wrong with the scenario or the hyperparameters is
+Runs land in ``<log folder>/<algo>/SlimSplit-v0_<N>/``, the RL Baselines3 Zoo's name (so
+``python -m rl_zoo3.enjoy`` and ``rl_zoo3.plots`` find them; layout owned by :mod:`slimrl.runs`).
+The scenario stays visible in ``args.yml`` / ``scenario.yml`` and in the run's name
+(``<algo>_<scenario>_<N>``: TensorBoard's run folder and a comment in ``command.txt``). Episodes
+of the training envs go to ``0.monitor.csv`` (SB3 ``Monitor`` format; a resumed session adds
+``1.monitor.csv``, ...). Everything that can be wrong with the scenario or the hyperparameters is
 checked (envs and model built) before the run folder is created.
 """
 
 from __future__ import annotations
 
+import math
+import re
 import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -29,14 +35,25 @@ from slimrl.runs.layout import (
     PARAMS_DIR,
     VECNORMALIZE_FILE,
 )
-from slimrl.runs.reference import reference_dir, save_reference
+from slimrl.runs.reference import reference_dir
 from slimrl.runs.write import append_wall_time, latest_checkpoint, save_model, write_run_files
 from slimrl.runs.zoo_yaml import read_zoo_yaml
 from slimrl.scenario import Scenario, load_scenario, parse_set_args, scenario_digest
-from slimrl.train.callbacks import InfoMetricsCallback, SaveVecNormalizeCallback, ValidationCallback
+from slimrl.train.callbacks import (
+    InfoMetricsCallback,
+    SaveVecNormalizeCallback,
+    ValidationCallback,
+    log_hparams,
+)
+from slimrl.train.card import save_reference_with_card
 from slimrl.train.config import MAX_EVAL_ENVS, VAL_SEED, TrainConfig, command_line
 from slimrl.train.hyperparams import Hyperparams, load_hyperparams
-from slimrl.train.vec_env import make_vec_env, wrap_normalize
+from slimrl.train.vec_env import (
+    attach_monitor_file,
+    make_vec_env,
+    next_monitor_file,
+    wrap_normalize,
+)
 
 #: heuristics the final evaluation compares the run with (optimal, oracle and the best static
 #: mode are always added)
@@ -100,7 +117,7 @@ def prepare(cfg: TrainConfig, echo: Callable[[str], None] = print) -> Prepared:
 
     n_timesteps = cfg.n_timesteps if cfg.n_timesteps > 0 else hp.n_timesteps
     n_envs = cfg.n_envs if cfg.n_envs > 0 else hp.n_envs
-    run_dir = Path(cfg.resume) if cfg.resume else next_run_dir(cfg.log_folder, algo, scenario.name)
+    run_dir = Path(cfg.resume) if cfg.resume else next_run_dir(cfg.log_folder, algo, ENV_ID)
 
     env = make_vec_env(scenario, "train", n_envs, cfg.seed, make_kwargs)
     n_eval = max(1, min(cfg.eval_episodes, MAX_EVAL_ENVS))
@@ -154,7 +171,8 @@ def run(p: Prepared, echo: Callable[[str], None] = print) -> Path:
     cfg, model, run_dir = p.cfg, p.model, p.run_dir
     params_dir = run_dir / PARAMS_DIR
     write_files(p)
-    model.set_logger(_make_logger(run_dir, cfg.tensorboard_log, p.scenario.name))
+    attach_monitor_file(p.env, next_monitor_file(run_dir), ENV_ID)
+    model.set_logger(_make_logger(run_dir, cfg.tensorboard_log, run_name(p)))
 
     algo = canonical_algo(cfg.algo)
     callbacks: list[Any] = []
@@ -216,6 +234,7 @@ def run(p: Prepared, echo: Callable[[str], None] = print) -> Path:
     append_wall_time(run_dir, wall, model.num_timesteps)
     p.env.close()
     if interrupted:
+        write_hparams(p, validation)
         echo(
             f"Interrupted at {model.num_timesteps:,} steps; saved. Continue with: "
             f"slimrl train --resume {run_dir}"
@@ -225,17 +244,19 @@ def run(p: Prepared, echo: Callable[[str], None] = print) -> Path:
     if validation is not None and validation.evaluations_results:
         echo(f"Best validation reward: {validation.best_mean_reward:.2f} per episode")
 
+    final = None
     if cfg.final_eval:
-        final_evaluation(
+        final = final_evaluation(
             run_dir,
             p.scenario,
             episodes=cfg.final_eval_episodes,
             progress=cfg.progress,
             echo=echo,
         )
+    write_hparams(p, validation, final)
     if cfg.save_reference:
-        out = save_reference(run_dir, reference_dir(cfg.save_reference))
-        echo(f"Reference copy: {out}")
+        out = save_reference_with_card(run_dir, reference_dir(cfg.save_reference))
+        echo(f"Reference copy: {out} (model card: {out / 'README.md'})")
     return run_dir
 
 
@@ -267,6 +288,14 @@ def final_evaluation(
 # -- run folder -----------------------------------------------------------------------------------
 
 
+def run_name(p: Prepared) -> str:
+    """``<algo>_<scenario>_<N>``, ``N`` the run folder's: the name TensorBoard and
+    ``command.txt`` show."""
+    algo = canonical_algo(p.cfg.algo)
+    scenario = re.sub(r"[^A-Za-z0-9.-]+", "-", p.scenario.name).strip("-") or "scenario"
+    return f"{algo}_{scenario}_{p.run_dir.name.rsplit('_', 1)[-1]}"
+
+
 def scenario_label(name_or_path: str) -> str:
     """A shipped scenario's name (portable), else the scenario file's absolute path."""
     path = resolve_scenario(name_or_path)
@@ -296,14 +325,62 @@ def write_files(p: Prepared) -> None:
         trained_agent=str(p.resumed_from) if p.resumed_from else "",
         slimrl_version=slimrl.__version__,
     )
+    args["run_name"] = run_name(p)
     write_run_files(
         p.run_dir,
         config,
         args,
-        shlex.join(cfg.command or command_line(cfg)),
+        f"{shlex.join(cfg.command or command_line(cfg))}  # {run_name(p)}",
         p.scenario,
         append_command=p.resumed_from is not None,
     )
+
+
+#: columns of the final comparison's row for the run that become HParams metrics
+HPARAM_METRICS = (
+    "reward_per_s",
+    "score",
+    "diff_per_s",
+    "reward_per_s_iqm",
+    "on_time_rate",
+    "miss_rate",
+    "accuracy_mean",
+    "e2e_p95_ms",
+    "energy_j_mean",
+)
+
+
+def write_hparams(p: Prepared, validation: Any = None, final: Any = None) -> dict[str, float]:
+    """The TensorBoard HParams record: hyperparameters and run settings against the final
+    validation metrics (``final_<column>`` of the end-of-training comparison, when it ran, and
+    ``val_<metric>`` of the last validation)."""
+    hp: dict[str, Any] = {
+        "algo": canonical_algo(p.cfg.algo),
+        "scenario": p.scenario_label,
+        "seed": p.cfg.seed,
+        "n_envs": p.n_envs,
+        "n_timesteps": p.n_timesteps,
+        "run": run_name(p),
+    }
+    hp.update({k: v for k, v in p.hp.raw.items() if k not in ("n_envs", "n_timesteps")})
+    for key, value in p.overrides.items():
+        hp[f"set.{key}"] = value
+    metrics: dict[str, float] = {}
+    if validation is not None:
+        for key in ("reward_per_s", "on_time_per_s", "miss_rate"):
+            if key in validation.last_episodes:
+                metrics[f"val_{key}"] = validation.last_episodes[key]
+        if validation.evaluations_results:
+            metrics["val_best_mean_reward"] = float(validation.best_mean_reward)
+    if final is not None:
+        rows = final[final["policy"] == str(p.run_dir)]
+        if len(rows):
+            row = rows.iloc[0]
+            for key in HPARAM_METRICS:
+                value = row.get(key)
+                if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                    metrics[f"final_{key}"] = float(value)
+    return log_hparams(p.model.logger, hp, metrics, step=int(p.model.num_timesteps))
 
 
 def resume_config(cfg: TrainConfig) -> TrainConfig:
@@ -344,9 +421,11 @@ def _saved_hyperparams(run_dir: Path) -> dict[str, Any]:
 
 
 def _make_logger(run_dir: Path, tensorboard_log: str, name: str) -> Any:
+    """progress.csv in the run folder; TensorBoard events in ``<-tb DIR>/SlimSplit-v0/<name>``
+    (the Zoo's folder per env id) or ``<run>/tb/<name>``: the run shows as ``name``."""
     from stable_baselines3.common.logger import Logger, make_output_format
 
-    tb_dir = Path(tensorboard_log) / ENV_ID / run_dir.name if tensorboard_log else run_dir / "tb"
+    tb_dir = Path(tensorboard_log) / ENV_ID / name if tensorboard_log else run_dir / "tb" / name
     tb_dir.mkdir(parents=True, exist_ok=True)
     formats = [
         make_output_format("csv", str(run_dir)),

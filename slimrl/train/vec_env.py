@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -19,6 +20,8 @@ from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor, VecNormalize
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
+#: SB3's monitor file suffix (``stable_baselines3.common.monitor.Monitor.EXT``): ``0.monitor.csv``
+MONITOR_SUFFIX = ".monitor.csv"
 #: keys of a Gymnasium vector info that are bookkeeping, not per-env values
 _FINAL_KEYS = ("final_obs", "final_info", "_final_obs", "_final_info")
 
@@ -167,6 +170,46 @@ def make_vec_env(
     if seed is not None:
         env.seed(seed)
     return VecMonitor(env, filename=None if monitor_file is None else str(monitor_file))
+
+
+def find_monitor(env: VecEnv) -> VecMonitor | None:
+    """The ``VecMonitor`` in ``env``'s wrapper chain (``VecNormalize`` sits on top of it)."""
+    while env is not None:
+        if isinstance(env, VecMonitor):
+            return env
+        env = getattr(env, "venv", None)
+    return None
+
+
+def next_monitor_file(folder: str | os.PathLike) -> Path:
+    """``<folder>/<i>.monitor.csv`` with the first unused ``i`` (one file per training session:
+    a resumed run adds one, and SB3's ``load_results`` reads them all, ordered by time)."""
+    folder = Path(folder)
+    i = 0
+    while (folder / f"{i}{MONITOR_SUFFIX}").exists():
+        i += 1
+    return folder / f"{i}{MONITOR_SUFFIX}"
+
+
+def attach_monitor_file(env: VecEnv, path: str | os.PathLike, env_id: str) -> Path:
+    """Make the ``VecMonitor`` in ``env`` write its episodes to ``path`` (SB3 ``Monitor`` CSV:
+    a ``#{"t_start": ..., "env_id": ...}`` line, then ``r,l,t`` per episode, as the Zoo's
+    ``plot_train`` / ``all_plots`` read). Done after the run folder exists, not when the env is
+    built, so that bad inputs fail before any folder is made."""
+    from stable_baselines3.common.monitor import ResultsWriter
+
+    monitor = find_monitor(env)
+    if monitor is None:
+        raise ValueError("attach_monitor_file: no VecMonitor in the env's wrappers")
+    if monitor.results_writer is not None:
+        monitor.results_writer.close()
+    path = Path(path)
+    monitor.results_writer = ResultsWriter(
+        str(path),
+        header={"t_start": monitor.t_start, "env_id": env_id},
+        extra_keys=monitor.info_keywords,
+    )
+    return path
 
 
 def wrap_normalize(
