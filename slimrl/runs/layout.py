@@ -2,7 +2,7 @@
 
 ::
 
-    logs/<algo>/<scenario>_<N>/
+    logs/<algo>/SlimSplit-v0_<N>/         (the Zoo's name; the scenario is in args.yml)
         SlimSplit-v0.zip                final model
         best_model.zip                  best model on the validation split
         evaluations.npz                 validation rewards (SB3 EvalCallback format)
@@ -13,6 +13,7 @@
         command.txt                     the command line
         scenario.yml                    the scenario as trained (resolved)
         train_time.yml                  wall time per training session
+        0.monitor.csv                   training episodes (SB3 Monitor format; 1.monitor.csv...)
         progress.csv, tb/               training log and TensorBoard events
         eval_val/                       final comparison with the heuristics and the oracle
 """

@@ -4,7 +4,7 @@ A reference keeps what ``slimrl evaluate`` / ``slimrl export`` need and nothing 
 model, ``SlimSplit-v0/{config.yml,args.yml,vecnormalize.pkl}``, the command line, the training
 time and the validation summary. No checkpoints, TensorBoard events or best model.
 
-    python -m slimrl.runs.reference logs/ppo/default_3 ppo-default
+    python -m slimrl.runs.reference logs/ppo/SlimSplit-v0_3 ppo-default
 """
 
 from __future__ import annotations
