@@ -73,7 +73,7 @@ def save_reference(run_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Pa
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="copy a training run into its slim reference form")
-    parser.add_argument("run_dir", help="training run folder (logs/<algo>/<scenario>_<N>)")
+    parser.add_argument("run_dir", help="training run folder (logs/<algo>/SlimSplit-v0_<N>)")
     parser.add_argument("name", help="reference name (agents/reference/NAME) or a folder path")
     args = parser.parse_args(argv)
     try:
