@@ -43,8 +43,9 @@ def test_search_result_and_its_choice(heuristic):
     # a candidate equals the heuristic with those parameters on the same training episodes
     name = "rate-threshold" if heuristic == "rate-threshold" else "mpc"
     cand = next(c for c in r["candidates"] if c["window"] == 4 and c["margin"] == 0.9)
+    # the search replays the training world (domain randomisation included, as PPO trains)
     df = run_evaluation(sc, "train", [f"{name}:window=4,margin=0.9"], None, episodes=3,
-                        progress=False)  # fmt: skip
+                        progress=False, randomize=True)  # fmt: skip
     assert df["reward_per_s"].iloc[0] == pytest.approx(cand["reward_per_s"], abs=1e-6)
 
 

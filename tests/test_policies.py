@@ -165,13 +165,13 @@ def test_rate_threshold_per_row_parameters(table):
         p.reset(3)
 
 
-def test_oracle_picks_best_lookahead_reward(env):
+def test_oracle_picks_best_lookahead_reward_per_second(env):
     o = make_policy("oracle", env)
     obs, info = env.reset(seed=4)
     for _ in range(20):
         la = env.unwrapped.lookahead()
         a = o.act(obs, info)
-        assert a == int(np.argmax(la["reward"].ravel()))
+        assert a == int(np.argmax((la["reward"] / la["busy_ms"]).ravel()))
         obs, r, _t, _tr, info = env.step(a)
         assert r == pytest.approx(la["reward"].ravel()[a])  # table accuracy: exact
 

@@ -69,7 +69,7 @@ def test_run_folder_policy_matches_sb3(run_dir):
     with open(run_dir / ENV_ID / "vecnormalize.pkl", "rb") as f:
         vec = pickle.load(f)
     rng = np.random.default_rng(0)
-    obs = rng.uniform(0, 1, (64, 12)).astype(np.float32)
+    obs = rng.uniform(0, 1, (64, env.observation_space.shape[0])).astype(np.float32)
     want, _ = model.predict(vec.normalize_obs(obs), deterministic=True)
     got = pol.act_batch(obs, {})
     assert np.array_equal(got, want[:, 0] * 4 + want[:, 1])
@@ -85,7 +85,8 @@ def test_bundle_policy_matches_run_and_evaluates(run_dir, tmp_path):
     b = make_policy(str(bundle), env)
     s = make_policy(str(run_dir), env)
     assert isinstance(b, BundlePolicy)
-    obs = np.random.default_rng(1).uniform(0, 2, (200, 12)).astype(np.float32)
+    obs = np.random.default_rng(1).uniform(0, 1, (200, env.observation_space.shape[0]))
+    obs = obs.astype(np.float32)
     assert np.array_equal(b.act_batch(obs, {}), s.act_batch(obs, {}))
     df = run_evaluation(
         "default",

@@ -25,7 +25,11 @@ def run_and_scenario(tmp_path_factory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("runs")
     scenario = tmp / "mine.yaml"
     data = yaml.safe_load((ENVS_DIR / "default.yaml").read_text())
-    data["traces"]["path"] = str(ENVS_DIR.parent / "traces" / "mahimahi-cellular")
+    data["traces"] = {
+        "path": str(ENVS_DIR.parent / "traces" / "mahimahi-cellular"),
+        "pattern": "*.up",
+        "fractions": [0.5, 0.2, 0.3],
+    }
     for key in ("model", "device"):
         data[key]["profile"] = str(ENVS_DIR / data[key]["profile"])
     data["episode_s"] = 16

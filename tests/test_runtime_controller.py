@@ -59,8 +59,10 @@ def test_decide_returns_modes_of_the_table(bundle):
     assert ctrl.observation_names == list(env.unwrapped.obs_builder.names)
     onnx = Controller.load(bundle, backend="onnx")
     for _ in range(200):
-        obs, *_ = env.step(env.action_space.sample())
+        obs, _r, _t, truncated, _i = env.step(env.action_space.sample())
         assert onnx.decide(obs) == ctrl.decide(obs)
+        if truncated:
+            obs, _ = env.reset()
 
 
 def test_corrupted_file_is_refused(copy):
