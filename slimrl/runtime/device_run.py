@@ -35,6 +35,8 @@ from slimrl.runtime.uplink import TraceUplink
 
 #: the shipped Fashion-MNIST reference policy bundle (written by the training room)
 REFERENCE_BUNDLE = AGENTS_DIR / "reference"
+#: the reference trained for the real loop's scenario (fmnist-iot: this model, an IoT link)
+DEVICE_REFERENCE = "ppo-fmnist-iot"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -120,8 +122,9 @@ class PolicyChoice:
 
 
 def _bundle_dir(path: Path | None) -> Path:
-    """``path``, or the shipped reference bundle: ``agents/reference`` itself or the one bundle
-    folder under it (``agents/reference/<name>[/bundle]``)."""
+    """``path``, or the shipped reference bundle: ``agents/reference`` itself, the bundle of the
+    real loop's scenario (``agents/reference/ppo-fmnist-iot/bundle``), or the one bundle folder
+    under it (``agents/reference/<name>[/bundle]``)."""
     if path is not None:
         path = Path(path)
         if not (path / "manifest.json").is_file():
@@ -133,6 +136,9 @@ def _bundle_dir(path: Path | None) -> Path:
     root = REFERENCE_BUNDLE
     if (root / "manifest.json").is_file():
         return root
+    device = root / DEVICE_REFERENCE / "bundle"
+    if (device / "manifest.json").is_file():  # the real loop's own scenario
+        return device
     found = sorted(
         {m.parent for pat in ("*/manifest.json", "*/bundle/manifest.json") for m in root.glob(pat)}
     )
