@@ -342,7 +342,10 @@ def _finish(
     """
     pos = cum[i] + cap[i] * (tm - knots[i])
     target = pos + n
-    p, r = _wrap(target, total)
+    if np.all(target <= total):  # no transfer wraps around the trace: the common case
+        p, r = 0.0, target
+    else:
+        p, r = _wrap(target, total)
     j = np.searchsorted(cum, r, side="left") if fix_j is None else fix_j(r)
     j = np.clip(j, np.asarray(lo) + 1, hi)
     with np.errstate(divide="ignore", invalid="ignore"):
