@@ -27,8 +27,8 @@ from slimrl.runtime.uplink import TraceUplink
 
 Decide = Callable[[np.ndarray, dict[str, float]], tuple[int, int]]
 """``(observation, info) -> (k, bits)``; ``info`` holds the last frame's measurements
-(``bytes``, ``transfer_ms``, ``compute_ms``, ``e2e_ms``, ``edge_queue_ms``; empty at the start
-and after a failed frame), as the env's info does for stateful heuristics."""
+(``bytes``, ``transfer_ms``, ``compute_ms``, ``e2e_ms``, ``edge_ms``, ``edge_queue_ms``; empty at
+the start and after a failed frame), as the env's info does for stateful heuristics."""
 
 Encode = Callable[[int, int, int], bytes]
 """``(image index, k, bits) -> payload``: head + encoder at that mode on the device."""
@@ -114,7 +114,8 @@ class DeviceLoop:
         self._last_ok = time.monotonic()
         self._sleep = sleep
         self.records: list[FrameRecord] = []
-        self._goodput = [0.0] * builder.history
+        self._inv = [0.0] * builder.history  # ms per byte of the last transfers, newest first
+        self._count = 0
         self._obs = builder.initial()
         self._info: dict[str, float] = {}
 
@@ -192,7 +193,7 @@ class DeviceLoop:
         rec.prediction = int(resp.prediction)
         rec.correct = rec.prediction == label
         tx_s = transfer_ms * 1e-3
-        rec.goodput_mbps = len(payload) * 8e-6 / tx_s if tx_s > 0 else self.builder.max_mbps
+        rec.goodput_mbps = len(payload) * 8e-6 / tx_s if tx_s > 0 else None
         self._finish(rec)
         return rec
 
@@ -205,17 +206,21 @@ class DeviceLoop:
                 "transfer_ms": rec.transfer_ms,
                 "compute_ms": rec.compute_ms,
                 "e2e_ms": rec.e2e_ms,
+                "edge_ms": rec.edge_ms,
                 "edge_queue_ms": rec.edge_queue_ms,
             }
         )
-        if rec.goodput_mbps is not None:
-            self._goodput = [rec.goodput_mbps, *self._goodput[:-1]]
+        if rec.error is None and rec.transfer_ms is not None and rec.bytes > 0:
+            self._inv = [rec.transfer_ms / rec.bytes, *self._inv[:-1]]
+            self._count += 1
         self._obs = self.builder.build_one(
-            self._goodput,
+            self._inv,
+            self._count,
             rec.transfer_ms if rec.transfer_ms is not None else 0.0,
             rec.compute_ms,
-            rec.e2e_ms,
+            rec.edge_ms if rec.edge_ms is not None else 0.0,
             rec.edge_queue_ms if rec.edge_queue_ms is not None else 0.0,
+            rec.e2e_ms,
             rec.on_time,
             rec.k,
             rec.bits,

@@ -154,11 +154,11 @@ def builder_from_manifest(manifest: dict[str, Any], deadline_ms: float) -> Any:
 
     o = manifest["observation"]
     try:
-        builder = ObservationBuilder(
-            o["history"], o["k_max"], o["bits_max"], deadline_ms, o["max_mbps"], o["max_time_s"]
-        )
+        builder = ObservationBuilder.from_spec(o, deadline_ms)
     except KeyError as exc:
         raise BundleError(f"bundle manifest: observation field {exc} missing") from None
+    except ValueError as exc:
+        raise BundleError(f"bundle manifest: {exc}") from None
     if list(builder.names) != list(o["names"]):
         raise BundleError(
             f"bundle observations {o['names']} differ from this slimrl's layout "
@@ -177,7 +177,7 @@ def resolve_policy(cfg: DeviceRunConfig, trace: Any) -> PolicyChoice:
         ctrl = Controller.load(path)
         deadline = cfg.deadline_ms
         if deadline is None:
-            deadline = float(ctrl.manifest["observation"]["deadline_s"]) * 1e3
+            deadline = float(ctrl.manifest["observation"]["deadline_ms"])
         builder = builder_from_manifest(ctrl.manifest, deadline)
         return PolicyChoice(
             lambda obs, info: ctrl.decide(obs),
@@ -216,10 +216,7 @@ def _heuristic(name: str, cfg: DeviceRunConfig, trace: Any) -> PolicyChoice:
     world = World(sc, TraceSet([trace]))
     policy = make_policy(name, world, seed=cfg.seed)
     table = list(world.action_table)
-    ob = sc.observation
-    builder = ObservationBuilder(
-        ob.history, world.k_max, world.bits_max, sc.deadline_ms, ob.max_mbps, ob.max_time_s
-    )
+    builder = ObservationBuilder.from_world(world)
     policy.reset(1)
 
     def decide(obs: np.ndarray, info: dict[str, float]) -> tuple[int, int]:
@@ -331,6 +328,7 @@ def _meta(
         "started": started,
         "policy": choice.name,
         "bundle": str(choice.bundle) if choice.bundle else None,
+        "scenario": str(cfg.scenario) if isinstance(cfg.scenario, str | Path) else None,
         "edge": cfg.edge,
         "trace": str(Path(cfg.trace).resolve()),
         "trace_resolution_ms": 100,
