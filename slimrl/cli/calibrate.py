@@ -77,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
         f"wrote {cal.scenario_path}, {cal.trace_path.name} and {cal.samples_path.name}: "
         f"{cal.frames} frames; per-transfer latency {cal.latency_ms:.2f} ms ({how}, spread "
         f"{cal.residual_ms:.2f} ms), answer {cal.answer_ms:.2f} ms, capacity "
-        f"{cal.capacity_mbps:.4g} Mbit/s on average over {cal.windows} windows; "
+        f"{cal.capacity_mbps:.4g} Mbit/s on average over {cal.windows} windows ({cal.fades} "
+        f"fades); "
         f"{cal.modes_measured} modes measured, {cal.modes_filled} filled from the nearest"
     )
     if not args.no_check:

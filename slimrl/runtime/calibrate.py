@@ -8,7 +8,10 @@ compute, transfer, edge and end-to-end times) it fits
   squares over all frames (``L`` needs windows that saw several payload sizes; otherwise give it
   with ``latency_ms``). The capacity of window ``w`` is ``1 / s_w``: the fitted capacity trace
   (canonical CSV, on the log's trace clock). The per-transfer latency's distribution is the
-  transfers' residuals ``transfer - bytes * s_w`` (measured samples, mean ``L``);
+  residuals ``transfer - bytes * s_w`` of the transfers the fit kept (measured samples, mean
+  ``L``); a transfer far slower than its window's fit was caught in a fade shorter than the
+  window: the trace takes it (its bytes over ``transfer - L`` for its own stretch), not the
+  latency;
 - the answer's way back: per frame ``e2e - compute - transfer - edge`` (base delays, the answer's
   transfer, framing), measured samples;
 - compute and edge times (queue + service, as the edge reported them): measured samples per mode.
@@ -57,6 +60,7 @@ class Calibration:
     modes_measured: int
     modes_filled: int
     residual_ms: float  # std of the per-transfer latency samples
+    fades: int  # transfers far slower than their window's fit, put into the trace
 
 
 def _answered(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -71,17 +75,27 @@ def _answered(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+@dataclass
+class LinkFit:
+    """``transfer = latency + bytes * s_w`` fitted over a run's transfers."""
+
+    latency_ms: float
+    windows: np.ndarray  # window indices (time // window_s) that saw transfers
+    s: np.ndarray  # ms per byte of each of those windows
+    resid: np.ndarray  # transfer - bytes * s_w of every transfer (ms)
+    inlier: np.ndarray  # transfers the final fit used (bool)
+
+
 def fit_link(
     t_send: np.ndarray,
     nbytes: np.ndarray,
     tx_ms: np.ndarray,
     window_s: float,
     latency_ms: float | None = None,
-) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-    """Least squares of ``tx = L + bytes * s_w``: ``(L, windows, s per window (ms/byte),
-    residual latency per transfer)``. ``latency_ms`` fixes ``L``. Two passes: transfers whose
-    residual is over 4 robust standard deviations (stalls in an outage) are left out of the
-    second fit (their latency samples keep them)."""
+) -> LinkFit:
+    """Least squares of ``tx = L + bytes * s_w`` (``latency_ms`` fixes ``L``), in two passes:
+    transfers whose residual is beyond 4 robust standard deviations of the first fit (one
+    caught in a fade shorter than the window, a stall) are left out of the second."""
     w = np.floor(t_send / window_s).astype(np.int64)
     windows, wi = np.unique(w, return_inverse=True)
     W = windows.size
@@ -94,13 +108,13 @@ def fit_link(
                 "cannot be told apart from the capacity; pass --latency-ms (e.g. from a link "
                 "profile) or calibrate on a run whose policy changes modes (random, paper-ewma)"
             )
+    A = np.zeros((tx_ms.size, W + (0 if fixed else 1)))
+    A[np.arange(tx_ms.size), wi + (0 if fixed else 1)] = nbytes
+    if not fixed:
+        A[:, 0] = 1.0
+    y = tx_ms - (latency_ms if fixed else 0.0)
     keep = np.ones(tx_ms.size, dtype=bool)
     for _ in range(2):
-        A = np.zeros((tx_ms.size, W + (0 if fixed else 1)))
-        A[np.arange(tx_ms.size), wi + (0 if fixed else 1)] = nbytes
-        if not fixed:
-            A[:, 0] = 1.0
-        y = tx_ms - (latency_ms if fixed else 0.0)
         sol, *_ = np.linalg.lstsq(A[keep], y[keep], rcond=None)
         lat = float(latency_ms) if fixed else max(float(sol[0]), 0.0)
         s = sol if fixed else sol[1:]
@@ -108,14 +122,44 @@ def fit_link(
             s = np.linalg.lstsq(A[keep][:, 1:], tx_ms[keep], rcond=None)[0]
         seen = np.bincount(wi[keep], minlength=W) > 0
         pos = s[seen & (s > 0)]
-        floor = float(pos.min()) if pos.size else 1e-6
-        s = np.where(seen & (s > 0), s, np.nan)
-        s = _fill(s, floor)
+        s = _fill(np.where(seen & (s > 0), s, np.nan), float(pos.min()) if pos.size else 1e-6)
         resid = tx_ms - nbytes * s[wi]
         dev = resid - lat
         mad = float(np.median(np.abs(dev - np.median(dev)))) * 1.4826 + 1e-9
         keep = np.abs(dev - np.median(dev)) <= 4.0 * mad
-    return lat, windows, s, np.maximum(resid, 0.0)
+    return LinkFit(lat, windows, s, resid, keep)
+
+
+def capacity_pieces(
+    fit: LinkFit, window_s: float, fades: list[tuple[float, float, float]]
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(times, capacity bytes/s, duration)`` of the fitted trace on the log's clock: window
+    ``w`` covers ``[w, w + 1) * window_s`` at ``1 / s_w`` (windows without transfers hold the
+    previous one's, the time before the first window takes the first's), and each fade
+    ``(start, end, capacity)`` (a transfer far slower than its window) lowers its own stretch."""
+    lo, hi = int(fit.windows[0]), int(fit.windows[-1])
+    per = np.full(hi - lo + 1, np.nan)
+    per[fit.windows - lo] = fit.s
+    cap_w = 1000.0 / _fill(per, float(np.nanmin(per)))
+    end = (hi + 1) * window_s
+    edges = {0.0, end, *(np.arange(lo, hi + 1) * window_s).tolist()}
+    for a, b, _ in fades:
+        edges.update((min(max(a, 0.0), end), min(max(b, 0.0), end)))
+    pts = sorted(edges)
+    times, caps = [], []
+    for a, b in zip(pts[:-1], pts[1:], strict=True):
+        if b - a < 1e-6:
+            continue
+        mid = 0.5 * (a + b)
+        c = float(cap_w[min(max(int(mid // window_s), lo), hi) - lo])
+        for fa, fb, fc in fades:
+            if fa <= mid < fb:
+                c = min(c, fc)
+        if caps and c == caps[-1]:
+            continue
+        times.append(a)
+        caps.append(c)
+    return np.array(times), np.array(caps), end
 
 
 def _fill(s: np.ndarray, floor: float) -> np.ndarray:
@@ -185,24 +229,21 @@ def calibrate(
     nbytes = np.array([float(f["bytes"]) for f in ok])
     t_send = col["t_s"] + col["compute_ms"] * 1e-3
     tx = col["transfer_ms"]
-    lat, windows, s, lat_samples = fit_link(t_send, nbytes, tx, window_s, latency_ms)
-    answer = np.maximum(col["e2e_ms"] - col["compute_ms"] - col["transfer_ms"] - col["edge_ms"], 0)
-
-    # the capacity trace, on the log's clock: window w covers [w, w + 1) * window_s
-    lo, hi = int(windows[0]), int(windows[-1])
-    per = np.full(hi - lo + 1, np.nan)
-    per[windows - lo] = s
-    per = _fill(per, float(np.nanmin(per)))
-    cap = 1000.0 / per  # bytes/s
-    times = np.arange(lo, hi + 1) * window_s
-    if lo > 0:  # before the first window: its capacity
-        times = np.concatenate(([0.0], times))
-        cap = np.concatenate(([cap[0]], cap))
+    fit = fit_link(t_send, nbytes, tx, window_s, latency_ms)
+    lat, windows, s = fit.latency_ms, fit.windows, fit.s
+    lat_samples = np.maximum(fit.resid[fit.inlier], 0.0)
+    slow = ~fit.inlier & (fit.resid > lat)  # caught in a fade: the trace takes it, not L
+    fades = [
+        (t_send[i] + lat * 1e-3, t_send[i] + tx[i] * 1e-3, nbytes[i] / ((tx[i] - lat) * 1e-3))
+        for i in np.flatnonzero(slow)
+    ]
+    answer = np.maximum(col["e2e_ms"] - col["compute_ms"] - tx - col["edge_ms"], 0.0)
+    times, cap, duration = capacity_pieces(fit, window_s, fades)
     out = Path(out)
     stem = out.name.removesuffix(".yaml").removesuffix(".yml")
     trace_path = out.with_name(f"{stem}.trace.csv")
     samples_path = out.with_name(f"{stem}.samples.csv")
-    trace = Trace(times, cap, (hi + 1) * window_s, name=trace_path.name)
+    trace = Trace(times, cap, duration, name=trace_path.name)
     out.parent.mkdir(parents=True, exist_ok=True)
     trace.to_csv(trace_path)
 
@@ -229,8 +270,10 @@ def calibrate(
         tag = "measured" if src is None else f"from k={src[0]} bits={src[1]}"
         for c, e in zip(comp[mode], edge[mode], strict=True):
             rows.append(f"{mode[0]},{mode[1]},{c:.4f},{e:.4f},,,{tag}")
-    for x, y in zip(lat_samples, answer, strict=True):
-        rows.append(f",,,,{x:.4f},{y:.4f},link")
+    for x in lat_samples:
+        rows.append(f",,,,{x:.4f},,link")
+    for y in answer:
+        rows.append(f",,,,,{y:.4f},link")
     with atomic_path(samples_path) as tmp:
         tmp.write_text("\n".join(rows) + "\n")
 
@@ -285,4 +328,5 @@ def calibrate(
         modes_measured=len(idx),
         modes_filled=len(table) - len(idx),
         residual_ms=float(np.std(lat_samples)),
+        fades=len(fades),
     )
