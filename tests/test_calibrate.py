@@ -71,6 +71,7 @@ def test_fit_recovers_the_link_and_reproduces_other_policies(tmp_path):
     # lognormal(8, p90 14): mean 8.8 ms
     assert cal.latency_ms == pytest.approx(8.8, abs=1.5) and cal.latency_fitted
     assert cal.answer_ms == pytest.approx(5.0, abs=1e-3)
+    assert cal.delivery == pytest.approx(1.0, abs=0.05)  # the simulator delivers its trace
     fitted = load_trace(cal.trace_path)
     true = load_trace(trace)
     t = np.arange(32.0, 88.0, 0.5)

@@ -80,6 +80,11 @@ def run(args: argparse.Namespace) -> int:
         f"{cal.capacity_mbps:.4g} Mbit/s on average over {cal.windows} windows ({cal.fades} "
         f"fades); "
         f"{cal.modes_measured} modes measured, {cal.modes_filled} filled from the nearest"
+        + (
+            f"; the link delivered {cal.delivery:.3f} of the trace that paced the run"
+            if cal.delivery is not None
+            else ""
+        )
     )
     if not args.no_check:
         row = closed_loop_log(args.log, cal.scenario_path, cal.trace_path, keys=args.keys)

@@ -103,6 +103,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "times its trace_scale; a given FILE is used as it is)",
     )
     c.add_argument(
+        "--trace-scale",
+        type=float,
+        default=None,
+        metavar="X",
+        help="multiply the capacity of --trace (e.g. by the share of its pacing trace a link "
+        "delivered, as `slimrl calibrate` reports)",
+    )
+    c.add_argument(
         "--keys",
         type=int,
         default=8,
@@ -181,7 +189,9 @@ def _compare(args: argparse.Namespace) -> int:
         plot(f"{stem}.compare.png", rows, meta.get("deadline_ms"))
         print_table(summary, f"{log.name}: measured vs simulated, frame by frame ({scenario.name})")
         print(f"wrote {stem}.compare.csv and {stem}.compare.png")
-        loop_rows.append(closed_loop_log(log, scenario, args.trace, keys=args.keys))
+        loop_rows.append(
+            closed_loop_log(log, scenario, args.trace, trace_scale=args.trace_scale, keys=args.keys)
+        )
     print_closed_loop(loop_rows, f"closed loop: measured (m) vs simulated (s), {scenario.name}")
     if args.summary is not None:
         write_csv(args.summary, loop_rows)

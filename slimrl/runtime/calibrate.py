@@ -61,6 +61,7 @@ class Calibration:
     modes_filled: int
     residual_ms: float  # std of the per-transfer latency samples
     fades: int  # transfers far slower than their window's fit, put into the trace
+    delivery: float | None  # fitted / pacing capacity (median over windows), if the log names one
 
 
 def _answered(frames: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -329,4 +330,28 @@ def calibrate(
         modes_filled=len(table) - len(idx),
         residual_ms=float(np.std(lat_samples)),
         fades=len(fades),
+        delivery=_delivery(meta, fit, window_s),
     )
+
+
+def _delivery(meta: dict[str, Any], fit: LinkFit, window_s: float) -> float | None:
+    """How much of the trace that paced the run (an emulated link: ``meta["trace"]`` times
+    ``trace_scale``) the fitted capacity shows: the median over windows of the pacing trace's
+    time per byte over the fitted one. Scale that trace by it to predict other runs on it."""
+    from slimrl.errors import TraceError
+    from slimrl.traces import load_trace
+
+    path = meta.get("trace")
+    if not path or not Path(path).is_file():
+        return None
+    try:
+        tr = load_trace(path, resolution_ms=float(meta.get("trace_resolution_ms", 100)))
+        tr = tr.scaled(float(meta.get("trace_scale", 1.0)))
+    except (TraceError, ValueError):
+        return None
+    grid = (np.arange(0.0, window_s, 1e-3))[None, :]
+    with np.errstate(divide="ignore"):
+        per = np.mean(1000.0 / tr.capacity_at(fit.windows[:, None] * window_s + grid), axis=1)
+    ratio = per / fit.s
+    ratio = ratio[np.isfinite(ratio)]
+    return float(np.median(ratio)) if ratio.size else None

@@ -39,8 +39,10 @@ def simulate_frames(
     (on the log's trace times its ``trace_scale``, or on ``trace_path`` as it is)."""
     from slimrl.env.dynamics import Episode, World
     from slimrl.env.frame import INDEX
+    from slimrl.scenario import load_scenario
     from slimrl.traces import TraceSet, load_trace
 
+    scenario = load_scenario(scenario)
     path = trace_path or meta.get("trace")
     if not path:
         raise SlimrlError("the log names no trace (missing .meta.json); pass --trace FILE")
