@@ -2,7 +2,8 @@
 
 Every heuristic sees only what the device knows: the model and device profiles, the scenario's
 constants (:class:`~slimrl.policies.base.ModeTable`) and its own measurements from ``info``
-(payload bytes and transfer time of each frame, the queueing delay the edge reported). All are
+(payload bytes, transfer, compute, edge and end-to-end times of each frame, the queueing delay the
+edge reported). All are
 :class:`~slimrl.policies.base.BatchPolicy`: N rows at once, state in (N,) arrays. Only allowed
 modes (scenario ``modes``) are ever chosen. Ties go to the smaller flat index (smaller k, then
 fewer bits).
