@@ -102,27 +102,18 @@ def test_random_is_seeded_and_allowed_only():
 
 
 def test_paper_ewma_rule(table):
+    """The published rule (tests/test_paper_ewma.py replays a longer sequence)."""
     p = PaperEWMA(table)
     obs = np.zeros(12)
-    # no measurement yet: the probe, k=1 bits=1
-    assert p.act(obs, {"trace": "x"}) == table.index(1, 1)
-    # 13824 B in 100 ms = 138.24 kB/s: 60*(k+b/10) + payload/138.24 < 240 ms
-    a = p.act(obs, step_info(13824, 100.0))
-    assert p.bw_kBps[0] == pytest.approx(138.24)
-    lhs = 60 * (table.k + table.bits / 10) + table.payload_bytes / 138.24
-    fits = lhs < 240
-    assert a == int(np.argmax(np.where(fits, table.accuracy, -1)))
-    assert table.action_table[a] == (1, 3)  # 60*1.3 + 150 = 228 ms; (1,4) and (2,3) do not fit
-    # EWMA alpha 0.4 on the next measurement: 0.4 * 27.648 + 0.6 * 138.24
-    p.act(obs, step_info(27648, 1000.0))
-    assert p.bw_kBps[0] == pytest.approx(0.4 * 27.648 + 0.6 * 138.24)
-    # nothing fits at a terrible rate: the fastest by its own estimate
-    for _ in range(20):
-        a = p.act(obs, step_info(6912, 10_000.0))
-    assert table.action_table[a] == (1, 1)
-    # a reset info starts a new episode (estimate forgotten)
-    p.act(obs, {"trace": "x"})
-    assert not p.has_bw[0]
+    assert p.act(obs, {"trace": "x"}) == table.index(1, 1)  # the authors' first mode
+    # 13824 B in 300 - 100 - 56 = 144 ms = 96 kB/s; bw = 0.4 * 96 + 0.6 * 200 = 158.4
+    info = {**step_info(13824, 80.0), "e2e_ms": 300.0, "compute_ms": 100.0, "edge_ms": 56.0}
+    a = p.act(obs, info)
+    assert p.bw_kBps[0] == pytest.approx(158.4)
+    lhs = 60 * (table.k + table.bits / 10) + table.payload_bytes / 158.4
+    assert a == int(np.argmax(np.where(lhs < 240, table.accuracy, -1)))
+    p.act(obs, {"trace": "x"})  # a reset info starts a new episode (estimate forgotten)
+    assert not p.seen[0] and p.bw_kBps[0] == 200.0
 
 
 def test_rate_threshold_rule(table):

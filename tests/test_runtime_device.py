@@ -28,7 +28,7 @@ def fake_infer(payload: bytes) -> int:
 
 
 def make_loop(port: int, trace: Trace, decide=lambda obs, info: (2, 2), **kw) -> DeviceLoop:
-    builder = ObservationBuilder(4, 4, 4, 300, payload_bytes=[200, 400, 600, 800])
+    builder = ObservationBuilder(4, 4, 4, 300, payload_bytes=[51, 201, 801])
     client = EdgeClient("127.0.0.1", port, connect_timeout_s=1, io_timeout_s=2)
     return DeviceLoop(decide, fake_encode, LABELS, client, TraceUplink(trace), builder, 300, **kw)
 
@@ -83,14 +83,15 @@ def test_device_loop_end_to_end():
     assert recs[1].transfer_ms == pytest.approx(800 * 8 / 8e6 * 1e3, abs=3)  # about 0.8 ms
     assert all(r.edge_ms >= r.edge_queue_ms >= 0 for r in recs)
     # the observation fed back is the builder's, from the measurements of the last frame
-    b = loop.builder
-    assert seen[0].tolist() == b.initial().tolist()
-    o = dict(zip(b.names, seen[2].tolist(), strict=True))
-    assert [o["k_frac"], o["bits_frac"]] == [1.0, 1.0]  # k=4/4, bits=4/4 of frame 1
-    e2e = recs[1].e2e_ms
-    assert o["e2e"] == pytest.approx(e2e / (300 + e2e), rel=1e-5)
-    assert o["filled"] == pytest.approx(2 / 4)  # two transfers so far
-    assert infos[0] == {} and infos[2]["bytes"] == 801
+    assert np.array_equal(seen[0], loop.builder.initial())
+    r0, r1 = recs[0], recs[1]
+    inv = [r1.transfer_ms / r1.bytes, r0.transfer_ms / r0.bytes, 0.0, 0.0]
+    want = loop.builder.build_one(
+        inv, 2, r1.transfer_ms, r1.compute_ms, r1.edge_ms, r1.edge_queue_ms, r1.e2e_ms, True, 4, 4
+    )
+    assert np.array_equal(seen[2], want)
+    assert seen[2][-3:-1].tolist() == [1.0, 1.0]  # k=4/4, bits=4/4 of frame 1
+    assert infos[0] == {} and infos[2]["bytes"] == 801 and infos[2]["edge_ms"] == r1.edge_ms
     assert infos[2]["transfer_ms"] == recs[1].transfer_ms
 
 

@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "profile": ("slimrl.cli.profile", "measure a model profile (accuracy, payload, latency)"),
     "edge": ("slimrl.cli.edge", "run the edge server (decoder + tail)"),
     "device": ("slimrl.cli.device", "run or compare the device loop against a real edge server"),
+    "calibrate": ("slimrl.cli.calibrate", "fit a scenario (link, compute, edge) to a device log"),
 }
 
 

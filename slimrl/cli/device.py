@@ -88,15 +88,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--threads", type=int, default=1, help="torch threads of the encoder")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    c = sub.add_parser("compare", help="replay a device log's frames in the simulator")
-    c.add_argument("log", type=Path, metavar="LOG")
+    c = sub.add_parser(
+        "compare",
+        help="device logs against the simulator: per policy, on-time and e2e p50/p95 of the "
+        "run and of its closed-loop replay; per frame, measured next to simulated",
+    )
+    c.add_argument("logs", type=Path, nargs="+", metavar="LOG", help="device logs (one a policy)")
     add_scenario_arguments(c, default=None, required=True)
     c.add_argument(
         "--trace",
         type=Path,
         default=None,
         metavar="FILE",
-        help="trace of the run (default: the one named in LOG.meta.json)",
+        help="capacity trace to simulate on (default: the one named in each LOG.meta.json, "
+        "times its trace_scale; a given FILE is used as it is)",
+    )
+    c.add_argument(
+        "--trace-scale",
+        type=float,
+        default=None,
+        metavar="X",
+        help="multiply the capacity of --trace (e.g. by the share of its pacing trace a link "
+        "delivered, as `slimrl calibrate` reports)",
+    )
+    c.add_argument(
+        "--keys",
+        type=int,
+        default=8,
+        metavar="N",
+        help="closed-loop replays per log, each with its own random draws (default 8)",
+    )
+    c.add_argument(
+        "--summary", type=Path, default=None, metavar="CSV", help="write the per-policy table"
     )
 
 
@@ -145,14 +168,33 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from slimrl.runtime.compare import compare_log, plot, print_table, write_csv
+    from slimrl.errors import SlimrlError
+    from slimrl.runtime.compare import (
+        closed_loop_log,
+        compare_log,
+        plot,
+        print_closed_loop,
+        print_table,
+        write_csv,
+    )
     from slimrl.scenario import load_scenario, parse_set_args
 
+    if args.keys < 1:
+        raise SlimrlError(f"--keys {args.keys}: expected at least 1")
     scenario = load_scenario(args.env, parse_set_args(args.set) or None)
-    rows, summary, meta = compare_log(args.log, scenario, args.trace)
-    stem = args.log.with_suffix("")
-    write_csv(f"{stem}.compare.csv", rows)
-    plot(f"{stem}.compare.png", rows, meta.get("deadline_ms"))
-    print_table(summary, f"{args.log.name}: measured vs simulated ({scenario.name})")
-    print(f"wrote {stem}.compare.csv and {stem}.compare.png")
+    loop_rows = []
+    for log in args.logs:
+        rows, summary, meta = compare_log(log, scenario, args.trace)
+        stem = log.with_suffix("")
+        write_csv(f"{stem}.compare.csv", rows)
+        plot(f"{stem}.compare.png", rows, meta.get("deadline_ms"))
+        print_table(summary, f"{log.name}: measured vs simulated, frame by frame ({scenario.name})")
+        print(f"wrote {stem}.compare.csv and {stem}.compare.png")
+        loop_rows.append(
+            closed_loop_log(log, scenario, args.trace, trace_scale=args.trace_scale, keys=args.keys)
+        )
+    print_closed_loop(loop_rows, f"closed loop: measured (m) vs simulated (s), {scenario.name}")
+    if args.summary is not None:
+        write_csv(args.summary, loop_rows)
+        print(f"wrote {args.summary}")
     return 0

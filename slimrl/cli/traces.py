@@ -1,4 +1,5 @@
-"""``slimrl traces``: summarise (``info``) or plot (``plot``) a trace file or folder."""
+"""``slimrl traces``: summarise (``info``) or plot (``plot``) a trace file or folder, or turn a
+goodput trace measured with a known payload into capacity (``to-capacity``)."""
 
 from __future__ import annotations
 
@@ -29,11 +30,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         )
         p.add_argument("--split", choices=SPLITS, default=None, help="only this split")
     plot.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    cap = sub.add_parser(
+        "to-capacity",
+        help="goodput of a known payload -> capacity, given the per-transfer latency",
+        description="A transfer of P bytes takes L + P / C; a goodput G measured with P-byte "
+        "transfers gives the capacity C = P / (P / G - L). Writes the canonical CSV.",
+    )
+    cap.add_argument("path", type=Path, help="the goodput trace (any supported format)")
+    cap.add_argument(
+        "--payload-bytes",
+        type=float,
+        required=True,
+        metavar="B",
+        help="payload of the transfers the goodput was measured with",
+    )
+    cap.add_argument(
+        "--latency-ms",
+        type=float,
+        required=True,
+        metavar="L",
+        help="per-transfer latency the goodput contains (e.g. uplink + answer for a sample "
+        "taken from the end-to-end time)",
+    )
+    cap.add_argument("--out", type=Path, required=True, metavar="OUT.csv")
+    cap.add_argument("--resolution-ms", type=float, default=100, help="mahimahi bin width (ms)")
+    cap.add_argument(
+        "--column", default="DL_bitrate", choices=("DL_bitrate", "UL_bitrate"), help="UCC column"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from slimrl.traces import TraceSet
 
+    if args.action == "to-capacity":
+        return _to_capacity(args)
     traces = TraceSet.from_path(
         args.path,
         pattern=args.pattern,
@@ -45,6 +75,20 @@ def run(args: argparse.Namespace) -> int:
         _info(traces)
     else:
         _plot(traces, args.out)
+    return 0
+
+
+def _to_capacity(args: argparse.Namespace) -> int:
+    from slimrl.traces import load_trace
+    from slimrl.traces.convert import goodput_to_capacity
+
+    good = load_trace(args.path, resolution_ms=args.resolution_ms, column=args.column)
+    cap = goodput_to_capacity(good, args.payload_bytes, args.latency_ms)
+    cap.to_csv(args.out)
+    print(
+        f"wrote {args.out}: mean goodput {good.mean_mbps:.4g} Mbit/s -> mean capacity "
+        f"{cap.mean_mbps:.4g} Mbit/s ({args.payload_bytes:g} B payloads, {args.latency_ms:g} ms)"
+    )
     return 0
 
 

@@ -9,6 +9,14 @@ numpy path (uint64 arrays) agree bit for bit.
 
 Bits of ``h = mix(key, slot)``: 0-15 compute-jitter normal, 16-31 service-time normal,
 32-63 test-sample index (modulo the number of samples).
+
+Bits of ``g = mix(key ^ LINK_SALT, slot)`` (computed only when the scenario's link has a
+per-transfer latency): 0-15 uplink latency, 16-31 the answer's latency, 32-63 unused.
+
+A 16-bit field ``u`` stands for the uniform ``(u + 0.5) / 2**16``: a parametric draw reads the
+normal quantile ``normal_table()[u]``; a draw from measured samples (sorted, ``n`` of them) reads
+the empirical quantile ``samples[(u * n) >> 16]`` (:func:`sample_index`), so measured and
+parametric forms of a quantity take the same bits and keep the common-random-numbers pairing.
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ M1 = 0xBF58476D1CE4E5B9
 M2 = 0x94D049BB133111EB
 TABLE_BITS = 16
 LOW = (1 << TABLE_BITS) - 1
+#: xor-ed into the episode key for the second hash (link latencies), see the module docstring
+LINK_SALT = 0x6C696E6B5F6C6174  # "link_lat"
 
 
 def mix(key: int, slot: int) -> int:
@@ -51,6 +61,13 @@ def normal_table() -> np.ndarray:
     table = np.array([inv((i + 0.5) / n) for i in range(n)])
     table.setflags(write=False)
     return table
+
+
+def sample_index(u: int, n: int) -> int:
+    """Index into ``n`` sorted samples of the 16-bit uniform field ``u``: ``(u * n) >> 16``.
+
+    The same integer arithmetic works on uint64 arrays (``u < 2**16``, ``n < 2**47``)."""
+    return (u * n) >> TABLE_BITS
 
 
 def draw_key(rng: np.random.Generator) -> int:

@@ -9,11 +9,16 @@ from a start offset ``t0``; frame ``n`` starts at ``t0 + n * unit``.
 Per frame, in mode ``m`` (flat k-major index) starting in unit ``n`` (exogenous draws from
 :mod:`slimrl.env.crn`, a function of the episode key and the start slot):
 
-1. compute ``c = mean[m] + jitter[m] * z_c`` (ms, >= 0)
-2. the payload ``payload[m]`` bytes crosses the trace from ``t + c``: ``tx`` (s); outages stall it
+1. compute ``c = mean[m] + jitter[m] * z_c`` (ms, >= 0); with measured samples
+   ``c = mean[m] + dev_m(u_c)``, the mode's samples' deviation from their mean at the quantile
+2. the uplink's per-transfer latency ``L_up`` (``link.latency``, 0 without one), then the payload
+   ``payload[m]`` bytes crosses the trace from ``t + c + L_up``: ``tx = L_up + bytes time`` (s);
+   outages stall it
 3. it reaches the edge after the base one-way delay, waits behind the other tenants' backlog
-   ``W`` at that instant and is served in ``service[m] * exp(sigma * z_s)`` ms
-4. the answer returns after the base one-way delay: ``e2e = c + tx + 2 * delay + W + service``
+   ``W`` at that instant and is served in ``service[m] * exp(sigma * z_s)`` ms (measured
+   samples: the mode's sample at the quantile)
+4. the answer returns after the base one-way delay and its own latency ``L_ans``
+   (``link.answer_latency``): ``e2e = c + tx + 2 * delay + W + service + L_ans``
 5. energy and reward: :class:`~slimrl.env.frame.CostModel`
 6. the next frame starts ``ceil(e2e / unit)`` units later (at least one): closed loop, the first
    grid slot after the answer; periodic, the next arrival tick (the ticks in between are dropped
@@ -30,11 +35,21 @@ from typing import NamedTuple
 import numpy as np
 
 from slimrl.env.crn import GOLDEN as _GOLDEN
-from slimrl.env.crn import LOW, M1, M2, MASK, draw_key, mix_array, normal_table
+from slimrl.env.crn import (
+    LINK_SALT,
+    LOW,
+    M1,
+    M2,
+    MASK,
+    TABLE_BITS,
+    draw_key,
+    mix_array,
+    normal_table,
+)
 from slimrl.env.edge import backlog_bank, scaled_load
 from slimrl.env.frame import CostModel
 from slimrl.scenario import Scenario
-from slimrl.scenario.schema import Z90, lognormal_params
+from slimrl.scenario.schema import Z90, TimeDistribution, lognormal_params
 from slimrl.traces import MBPS, TraceSet
 
 
@@ -70,10 +85,24 @@ class World:
         mean, jitter = device.compute_table(model)
         self.compute_mean = mean.ravel().copy()
         self.compute_jitter = jitter.ravel().copy()
+        # measured compute times: the deviations of each mode's samples from their mean
+        self.compute_draws: Groups | None = None
+        cs = scenario.device.compute_samples
+        if cs is not None:
+            groups = cs.data.per_mode(self.ks, self.bits)
+            self.compute_mean = np.array([g.mean() for g in groups])
+            self.compute_jitter = np.array([g.std() for g in groups])
+            self.compute_draws = Groups([g - g.mean() for g in groups])
         self.payload = model.payload_bytes.ravel().copy()
         self.accuracy = model.accuracy.ravel().copy()
         svc = scenario.edge.service
-        if svc.from_model is not None:
+        self.service_draws: Groups | None = None
+        if svc.samples is not None:
+            groups = svc.samples.data.per_mode(self.ks, self.bits)
+            self.service_draws = Groups(groups)
+            self.service_median = np.array([g[sample_median_index(g.size)] for g in groups])
+            self.service_sigma = 0.0
+        elif svc.from_model is not None:
             self.service_median = model.column(svc.from_model).ravel().copy()
             self.service_sigma = math.log(svc.p90_over_median) / Z90
         else:
@@ -93,6 +122,11 @@ class World:
         self.delay_ms = scenario.link.base_delay_ms
         self.delay_s = self.delay_ms * 0.001
         self.delay2_ms = 2.0 * self.delay_ms
+        # per-transfer latencies: sorted values indexed by 16 bits of the second hash (crn)
+        link = scenario.link
+        self.latency_up = draw_values(link.latency, self.normals)
+        self.latency_answer = draw_values(link.answer_latency, self.normals)
+        self.has_latency = self.latency_up is not None or self.latency_answer is not None
 
         # time: grid slots (closed loop) or arrival ticks (periodic)
         self.periodic = scenario.arrival.mode == "periodic"
@@ -155,6 +189,11 @@ class World:
         self._normals_l = self.normals.tolist()
         self._mult_l = self.mult_table.tolist()
         self._samples_l = None if self.samples is None else [memoryview(r) for r in self.samples]
+
+    @property
+    def latency_mean_ms(self) -> float:
+        """Mean per-transfer latency of the uplink plus the answer (ms; 0 without any)."""
+        return sum(float(v.mean()) for v in (self.latency_up, self.latency_answer) if v is not None)
 
     # A world is read-only: copies of an env share it; pickling rebuilds the memoryviews.
     def __deepcopy__(self, memo: dict) -> World:
@@ -230,24 +269,53 @@ class World:
         )
         trace = self.traces.traces[ti]
         xfer = trace.transfer
+        cdraw = None if self.compute_draws is None else self.compute_draws.lists()
+        sdraw = None if self.service_draws is None else self.service_draws.lists()
+        link = self.has_latency
+        lkey = key ^ LINK_SALT
+        up_l = [0.0] if self.latency_up is None else self.latency_up.tolist()
+        ans_l = [0.0] if self.latency_answer is None else self.latency_answer.tolist()
+        up_n = len(up_l) if self.latency_up is not None else 0
+        ans_n = len(ans_l) if self.latency_answer is not None else 0
 
         def frame(m: int, n: int, sample: bool = True) -> tuple:
             t = t0 + n * unit_s
-            x = (key + (int(n * spu) if periodic else n) * _GOLDEN) & MASK
+            slot = int(n * spu) if periodic else n
+            x = (key + slot * _GOLDEN) & MASK
             x = ((x ^ (x >> 30)) * M1) & MASK
             x = ((x ^ (x >> 27)) * M2) & MASK
             h = x ^ (x >> 31)
-            c = mean_l[m] + jit_l[m] * normals_l[h & LOW]
+            if cdraw is None:
+                c = mean_l[m] + jit_l[m] * normals_l[h & LOW]
+            else:
+                vals, offs, cnt = cdraw
+                c = mean_l[m] + jitter * vals[offs[m] + (((h & LOW) * cnt[m]) >> TABLE_BITS)]
             if c < 0.0:
                 c = 0.0
             nbytes = payload_l[m]
             t_send = t + c * 0.001
-            tx, cap = xfer(t_send, nbytes * inv_scale)  # the link scaled: fewer bytes to send
+            if link:
+                y = (lkey + slot * _GOLDEN) & MASK
+                y = ((y ^ (y >> 30)) * M1) & MASK
+                y = ((y ^ (y >> 27)) * M2) & MASK
+                g = y ^ (y >> 31)
+                lat_s = up_l[((g & LOW) * up_n) >> TABLE_BITS] * 0.001
+                ans = ans_l[(((g >> 16) & LOW) * ans_n) >> TABLE_BITS]
+                tx, cap = xfer(t_send + lat_s, nbytes * inv_scale)
+                tx = tx + lat_s
+            else:
+                tx, cap = xfer(t_send, nbytes * inv_scale)  # the link scaled: fewer bytes to send
             t_arr = t_send + tx + delay_s
             q = row[(off + int(t_arr * inv_slot)) % n_slots]
-            edge = q + svc_l[m] * mult_l[(h >> 16) & LOW]
+            if sdraw is None:
+                edge = q + svc_l[m] * mult_l[(h >> 16) & LOW]
+            else:
+                vals, offs, cnt = sdraw
+                edge = q + vals[offs[m] + ((((h >> 16) & LOW) * cnt[m]) >> TABLE_BITS)]
             tx_ms = tx * 1000.0
             e2e = c + tx_ms + delay2_ms + edge
+            if link:
+                e2e = e2e + ans
             on = e2e <= deadline
             if sample and samples_l is not None:  # noqa: SIM108
                 acc = float(samples_l[m][(h >> 32) % n_samples])
@@ -283,26 +351,41 @@ class World:
         t = t0 + n * self.unit_s
         slot = (n * self.slots_per_unit).astype(np.int64) if self.periodic else n
         h = mix_array(key, slot)
-        c = (
-            self.compute_mean[m]
-            + (self.compute_jitter[m] * jitter) * self.normals[h & np.uint64(LOW)]
-        )
+        u_c = h & np.uint64(LOW)
+        u_s = (h >> np.uint64(16)) & np.uint64(LOW)
+        if self.compute_draws is None:
+            c = self.compute_mean[m] + (self.compute_jitter[m] * jitter) * self.normals[u_c]
+        else:
+            c = self.compute_mean[m] + jitter * self.compute_draws.draw(m, u_c)
         c = np.maximum(c, 0.0)
         nbytes = self.payload[m]
         t_send = t + c * 0.001
-        ti_b = np.broadcast_to(ti, t_send.shape)
+        t_start = t_send
+        if self.has_latency:
+            g = mix_array(np.asarray(key, dtype=np.uint64) ^ np.uint64(LINK_SALT), slot)
+            lat_s = _pick(self.latency_up, g & np.uint64(LOW)) * 0.001
+            ans = _pick(self.latency_answer, (g >> np.uint64(16)) & np.uint64(LOW))
+            t_start = t_send + lat_s
+        ti_b = np.broadcast_to(ti, t_start.shape)
         sent = nbytes * (1.0 / np.asarray(scale, dtype=np.float64))  # the link scaled
         if np.ndim(ti) == 0:  # one trace (a planner): its own lookup is faster than the bank's
-            tx = self.traces.traces[int(ti)].transfer_times(t_send, sent)
+            tx = self.traces.traces[int(ti)].transfer_times(t_start, sent)
         else:
-            tx = self.bank.transfer_times(ti_b, t_send, sent)
+            tx = self.bank.transfer_times(ti_b, t_start, sent)
+        if self.has_latency:
+            tx = tx + lat_s
         delay_ms = np.asarray(delay_ms, dtype=np.float64)
         t_arr = t_send + tx + delay_ms * 0.001
         q_slot = (t_arr * self.inv_slot).astype(np.int64)
         q = self.backlog_flat[real * self.n_slots + (off + q_slot) % self.n_slots]
-        edge = q + self.service_median[m] * self.mult_table[(h >> np.uint64(16)) & np.uint64(LOW)]
+        if self.service_draws is None:
+            edge = q + self.service_median[m] * self.mult_table[u_s]
+        else:
+            edge = q + self.service_draws.draw(m, u_s)
         tx_ms = tx * 1000.0
         e2e = c + tx_ms + 2.0 * delay_ms + edge
+        if self.has_latency:
+            e2e = e2e + ans
         on = e2e <= self.deadline_ms
         if sample and self.samples is not None:
             sidx = ((h >> np.uint64(32)) % np.uint64(self.n_samples)).astype(np.int64)
@@ -315,11 +398,60 @@ class World:
         bw = None
         if not lean:
             dur = self.durations[ti_b]
-            bw = self._pieces.capacity_mbps(ti_b, np.mod(t_send, dur)) * scale
+            bw = self._pieces.capacity_mbps(ti_b, np.mod(t_start, dur)) * scale
         return (
             acc, on, e2e, c, tx_ms, edge, q, nbytes * np.ones_like(e2e), energy, bw, r_acc, r_miss,
             r_en, missed, dropped, u * self.unit_ms, reward, n + u,
         )  # fmt: skip
+
+
+def sample_median_index(n: int) -> int:
+    """The entry of ``n`` sorted values that the uniform 1/2 draws (``(2**15 * n) >> 16``)."""
+    return ((1 << (TABLE_BITS - 1)) * n) >> TABLE_BITS
+
+
+def draw_values(dist: TimeDistribution | None, normals: np.ndarray) -> np.ndarray | None:
+    """Sorted values of a time distribution: the 16-bit uniform ``u`` draws entry
+    ``(u * n) >> 16`` (:func:`slimrl.env.crn.sample_index`): one value for a fixed time, the 2**16
+    lognormal quantiles, or the measured samples. None without a distribution."""
+    if dist is None:
+        return None
+    if dist.fixed_ms is not None:
+        v = np.array([dist.fixed_ms], dtype=np.float64)
+    elif dist.samples is not None:
+        v = dist.samples.data.pooled()
+    else:
+        mu, sigma = lognormal_params(dist.median_ms, dist.p90_ms)
+        v = math.exp(mu) * np.exp(sigma * normals)
+    v.setflags(write=False)
+    return v
+
+
+def _pick(values: np.ndarray | None, u: np.ndarray) -> np.ndarray | float:
+    if values is None:
+        return 0.0
+    return values[((u * np.uint64(values.size)) >> np.uint64(TABLE_BITS)).astype(np.int64)]
+
+
+class Groups:
+    """Sorted samples per mode, concatenated: mode ``m`` draws entry ``(u * n[m]) >> 16`` of its
+    own ``n[m]`` values (the 16-bit uniform ``u`` of :mod:`slimrl.env.crn`)."""
+
+    def __init__(self, groups: list[np.ndarray]) -> None:
+        self.n = np.array([g.size for g in groups], dtype=np.int64)
+        self.off = np.concatenate(([0], np.cumsum(self.n)[:-1])).astype(np.int64)
+        self.values = np.concatenate(groups).astype(np.float64)
+        for a in (self.n, self.off, self.values):
+            a.setflags(write=False)
+
+    def draw(self, m: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """Values of modes ``m`` at 16-bit uniforms ``u`` (broadcast)."""
+        n = self.n[m].astype(np.uint64)
+        return self.values[self.off[m] + ((u * n) >> np.uint64(TABLE_BITS)).astype(np.int64)]
+
+    def lists(self) -> tuple[list[float], list[int], list[int]]:
+        """``(values, offsets, counts)`` as Python lists (the scalar path)."""
+        return self.values.tolist(), self.off.tolist(), self.n.tolist()
 
 
 def action_mask(allowed: np.ndarray, K: int, B: int, multidiscrete: bool) -> np.ndarray:

@@ -24,7 +24,7 @@ from slimrl.env.dynamics import action_mask
 from slimrl.env.frame import CostModel
 
 #: info keys a stateful heuristic reads (device-side measurements of the last frame)
-MEASURED_KEYS = ("bytes", "transfer_ms", "edge_queue_ms", "compute_ms", "e2e_ms")
+MEASURED_KEYS = ("bytes", "transfer_ms", "edge_queue_ms", "compute_ms", "e2e_ms", "edge_ms")
 
 
 @runtime_checkable

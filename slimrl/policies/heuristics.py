@@ -2,7 +2,8 @@
 
 Every heuristic sees only what the device knows: the model and device profiles, the scenario's
 constants (:class:`~slimrl.policies.base.ModeTable`) and its own measurements from ``info``
-(payload bytes and transfer time of each frame, the queueing delay the edge reported). All are
+(payload bytes, transfer, compute, edge and end-to-end times of each frame, the queueing delay the
+edge reported). All are
 :class:`~slimrl.policies.base.BatchPolicy`: N rows at once, state in (N,) arrays. Only allowed
 modes (scenario ``modes``) are ever chosen. Ties go to the smaller flat index (smaller k, then
 fewer bits).
@@ -63,18 +64,29 @@ class RandomPolicy(BatchPolicy):
 
 
 class PaperEWMA(BatchPolicy):
-    """``paper-ewma``: the controller of Assine et al., WoWMoM 2023, exactly as published.
+    """``paper-ewma``: the controller of Assine et al., WoWMoM 2023, exactly as published (the
+    authors' ``src/device.py`` and ``Assine2022B.get_best_mode`` in
+    github.com/jsiloto/adaptive-cod-on-device).
 
-    - Bandwidth estimate ``bw`` (kB/s) = EWMA with ``alpha = 0.4`` of the measured rate of past
-      transfers, ``payload_bytes / transfer_ms`` (bytes/ms = kB/s):
-      ``bw <- alpha * x + (1 - alpha) * bw``; the first measurement initialises ``bw = x``.
-    - It picks the highest-accuracy mode such that
-      ``60 ms * (k + bits / 10) + payload_bytes / bw < 0.8 * deadline`` (``payload / bw`` in ms).
-      This ignores the edge time (decoder, queue), the base delay, and under-estimates the
-      in-loop encoder time: the reason it misses deadlines.
-    - No mode passes: the mode with the smallest left-hand side (the fastest by its own estimate).
-    - Before the first measurement of an episode (no estimate yet): the mode with the smallest
-      ``60 ms * (k + bits / 10)`` (k = 1, bits = 1), a probe whose transfer seeds the estimate.
+    - After each frame, a bandwidth sample in kB/s (kB = 1000 bytes):
+      ``x = payload_kB / (e2e - encoder_time - decoder_time)`` per second, i.e.
+      ``bytes / (e2e_ms - compute_ms - service_ms)``, where ``service_ms`` is the edge's decoder
+      time (``edge_ms - edge_queue_ms``): the sample includes the link's latencies both ways,
+      base delays and any queue at the edge.
+    - EWMA ``bw <- 0.4 * x + 0.6 * bw``, starting at ``bw = 200`` kB/s.
+    - The next mode: the highest-accuracy allowed mode with
+      ``60 ms * (k + bits / 10) + payload_bytes / bw < 0.8 * deadline`` (``payload / bw`` in
+      ms) whose accuracy exceeds that of (1, 1); none: (1, 1). Ties go to the first mode in
+      (k, bits) order, as in the authors' loop. It ignores the decoder time and under-estimates
+      the in-loop encoder time: the reason it misses deadlines.
+    - The first frame of an episode runs (1, 1) (the authors' loop starts in mode 11).
+    - (1, 1) not allowed by the scenario's ``modes``: the allowed mode with the smallest
+      ``60 * (k + bits / 10)``.
+
+    Deviations, each off by default (``paper-ewma:sample=transfer,init=first``):
+    ``sample="transfer"`` takes the sample from the uplink transfer alone
+    (``bytes / transfer_ms``); ``init="first"`` seeds the EWMA with the first sample instead of
+    200 kB/s. A sample whose denominator is not positive (clock noise) counts as 1 ns.
     """
 
     name = "paper-ewma"
@@ -85,46 +97,73 @@ class PaperEWMA(BatchPolicy):
         alpha: float = 0.4,
         ms_per_unit: float = 60.0,
         budget: float = 0.8,
+        initial_kBps: float = 200.0,
+        sample: str = "e2e",
+        init: str = "paper",
     ) -> None:
+        if sample not in ("e2e", "transfer"):
+            raise ValueError(f"sample must be 'e2e' or 'transfer', got {sample!r}")
+        if init not in ("paper", "first"):
+            raise ValueError(f"init must be 'paper' or 'first', got {init!r}")
         self.alpha = float(alpha)
+        self.initial_kBps = float(initial_kBps)
+        self.sample = sample
+        self.init = init
         self.budget_ms = float(budget) * table.deadline_ms
         self._fixed_ms = ms_per_unit * (table.k + table.bits / 10.0)
         self._payload = table.payload_bytes
-        self._acc = np.where(table.allowed, table.accuracy, _NEG)
         self._allowed = table.allowed
         idx = np.flatnonzero(table.allowed)
-        self.probe = int(idx[np.lexsort((idx, self._payload[idx], self._fixed_ms[idx]))[0]])
+        self.fallback = int(idx[np.lexsort((idx, self._fixed_ms[idx]))[0]])
+        # only modes more accurate than the fallback can replace it (the authors' strict ``>``)
+        self._acc = np.where(
+            table.allowed & (table.accuracy > table.accuracy[self.fallback]), table.accuracy, _NEG
+        )
+        if sample != "e2e" or init != "paper":
+            self.name = f"paper-ewma:sample={sample},init={init}"
         super().__init__(table)
 
     def _alloc(self, n: int) -> None:
-        self.bw_kBps = np.zeros(n)
-        self.has_bw = np.zeros(n, dtype=bool)
+        self.bw_kBps = np.full(n, self.initial_kBps)
+        self.seen = np.zeros(n, dtype=bool)
 
     def _reset_rows(self, rows: np.ndarray) -> None:
-        self.bw_kBps[rows] = 0.0
-        self.has_bw[rows] = False
+        self.bw_kBps[rows] = self.initial_kBps
+        self.seen[rows] = False
+
+    def bandwidth_sample(self, infos: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """``(valid, x)``: rows with a measurement of the last frame and its sample in kB/s."""
+        if self.sample == "transfer":
+            valid, nbytes, tx_ms = measurements(infos, self.n, ("bytes", "transfer_ms"))
+            return valid, nbytes / np.maximum(tx_ms, 1e-6)
+        valid, nbytes, e2e, comp, edge, queue = measurements(
+            infos, self.n, ("bytes", "e2e_ms", "compute_ms", "edge_ms", "edge_queue_ms")
+        )
+        net_ms = e2e - comp - (edge - queue)
+        return valid, nbytes / np.maximum(net_ms, 1e-6)
 
     def update(self, infos: Mapping[str, Any]) -> None:
-        """Fold the last frame's measurement into the estimate; reset rows without one."""
-        valid, nbytes, tx_ms = measurements(infos, self.n, ("bytes", "transfer_ms"))
+        """Fold the last frame's sample into the estimate; reset rows without one."""
+        valid, x = self.bandwidth_sample(infos)
         self._reset_rows(~valid)
-        x = nbytes / np.maximum(tx_ms, 1e-6)
-        self.bw_kBps = np.where(
-            valid,
-            np.where(self.has_bw, self.alpha * x + (1 - self.alpha) * self.bw_kBps, x),
-            self.bw_kBps,
-        )
-        self.has_bw |= valid
+        a = self.alpha
+        first = valid & ~self.seen & (self.init == "first")
+        ewma = a * x + (1 - a) * self.bw_kBps
+        self.bw_kBps = np.where(first, x, np.where(valid, ewma, self.bw_kBps))
+        self.seen |= valid
+
+    def choose(self, bw_kBps: np.ndarray) -> np.ndarray:
+        """The authors' ``get_best_mode`` for each row's bandwidth estimate (kB/s)."""
+        with np.errstate(divide="ignore"):
+            lhs = self._fixed_ms[None, :] + self._payload[None, :] / bw_kBps[:, None]
+        fits = (lhs < self.budget_ms) & self._allowed
+        score = np.where(fits, self._acc, _NEG)
+        best = score.argmax(axis=1)
+        return np.where(np.isfinite(score.max(axis=1)), best, self.fallback)
 
     def act_batch(self, observations: np.ndarray, infos: Mapping[str, Any]) -> np.ndarray:
         self.update(infos)
-        with np.errstate(divide="ignore"):
-            lhs = self._fixed_ms[None, :] + self._payload[None, :] / self.bw_kBps[:, None]
-        fits = (lhs < self.budget_ms) & self._allowed
-        best = np.where(fits, self._acc, _NEG).argmax(axis=1)
-        fallback = np.where(self._allowed, lhs, np.inf).argmin(axis=1)
-        a = np.where(fits.any(axis=1), best, fallback)
-        return np.where(self.has_bw, a, self.probe)
+        return np.where(self.seen, self.choose(self.bw_kBps), self.fallback)
 
 
 class RateThreshold(BatchPolicy):
@@ -249,9 +288,20 @@ def _random(arg: str, ctx: PolicyContext) -> RandomPolicy:
     return RandomPolicy(ctx.table, seed=ctx.seed)
 
 
-@register_policy("paper-ewma", help="the founding paper's controller")
+@register_policy(
+    "paper-ewma",
+    "paper-ewma[:sample=transfer,init=first]",
+    "the founding paper's controller as published (options: documented deviations)",
+)
 def _paper_ewma(arg: str, ctx: PolicyContext) -> PaperEWMA:
-    return PaperEWMA(ctx.table)
+    if not arg:
+        return PaperEWMA(ctx.table)
+    try:
+        return PaperEWMA(ctx.table, **parse_params(arg, {"sample": str, "init": str}))
+    except ValueError:
+        raise PolicyError(
+            f"policy 'paper-ewma:{arg}': expected paper-ewma:sample=e2e|transfer,init=paper|first"
+        ) from None
 
 
 def parse_params(arg: str, kinds: Mapping[str, type]) -> dict[str, Any]:

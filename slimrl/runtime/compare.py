@@ -1,10 +1,12 @@
-"""How faithful is the simulator? Replay a measured device log's frames through it.
+"""How faithful is the simulator? Two views of a measured device log against a scenario.
 
-Each logged frame (its mode and its start time on the trace) is run through the scenario's
-:class:`~slimrl.env.dynamics.World` with its model, device and edge figures: mean compute time
-(no jitter), the payload of the profile, the transfer over the same trace from the same instant,
-median edge service and the edge backlog (median over the scenario's backlog realisations). The
-simulated e2e latency and on-time flag sit next to the measured ones.
+- Per frame (:func:`compare_log`): each logged frame (its mode and its start time on the trace)
+  is run through the scenario's :class:`~slimrl.env.dynamics.World`: the median outcome over the
+  edge's backlog realisations and a spread of random draws, next to the measured one.
+- Closed loop (:func:`closed_loop`): the log's policy runs in the simulator over the same stretch
+  of the same trace, deciding on simulated measurements as it did on real ones, with several
+  keys of common random numbers; its on-time rate and e2e p50/p95 sit next to the run's. This is
+  what a simulator must predict to be worth training on.
 """
 
 from __future__ import annotations
@@ -33,16 +35,20 @@ def simulate_frames(
     scenario: Any,
     trace_path: str | os.PathLike | None = None,
 ) -> list[dict[str, Any]]:
-    """Per logged frame: the simulator's ``sim_*`` figures for the same mode and start time."""
+    """Per logged frame: the simulator's ``sim_*`` figures for the same mode and start time
+    (on the log's trace times its ``trace_scale``, or on ``trace_path`` as it is)."""
     from slimrl.env.dynamics import Episode, World
     from slimrl.env.frame import INDEX
+    from slimrl.scenario import load_scenario
     from slimrl.traces import TraceSet, load_trace
 
+    scenario = load_scenario(scenario)
     path = trace_path or meta.get("trace")
     if not path:
         raise SlimrlError("the log names no trace (missing .meta.json); pass --trace FILE")
     trace = load_trace(path, resolution_ms=float(meta.get("trace_resolution_ms", 100)))
-    trace = trace.scaled(float(meta.get("trace_scale", 1.0)))
+    if trace_path is None:  # the log's own trace, as it paced the run; a given one as it is
+        trace = trace.scaled(float(meta.get("trace_scale", 1.0)))
     world = World(scenario, TraceSet([trace], [Path(path)]))
     index = {mode: m for m, mode in enumerate(world.action_table)}
     reals = np.arange(world.n_real)[:, None]
@@ -133,6 +139,161 @@ def compare_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "simulated_p95": float(np.percentile(sim, 95)) if sim.size else math.nan,
         }
     return summary
+
+
+# -- closed loop ------------------------------------------------------------------------------
+def run_figures(frames: list[dict[str, Any]]) -> dict[str, float]:
+    """Frames, on-time rate (a failed frame is a miss) and e2e p50/p95 (answered frames) of a
+    logged run."""
+    e2e = np.array(
+        [f["e2e_ms"] for f in frames if f.get("error") is None and f.get("e2e_ms") is not None],
+        dtype=float,
+    )
+    return {
+        "frames": len(frames),
+        "on_time": float(np.mean([bool(f["on_time"]) for f in frames])),
+        "e2e_p50_ms": float(np.percentile(e2e, 50)) if e2e.size else math.nan,
+        "e2e_p95_ms": float(np.percentile(e2e, 95)) if e2e.size else math.nan,
+    }
+
+
+def run_span(frames: list[dict[str, Any]]) -> tuple[float, float]:
+    """(trace time of the first frame's start, seconds until the last frame's answer)."""
+    t0 = float(frames[0].get("t_s") or 0.0)
+    last = frames[-1]
+    end = float(last.get("t_s") or 0.0) + float(last.get("e2e_ms") or 0.0) / 1e3
+    return t0, max(end - t0, 1e-3)
+
+
+def log_policy(meta: dict[str, Any]) -> str:
+    """The policy a log was run with: its bundle folder, else its name."""
+    name = meta.get("bundle") or meta.get("policy")
+    if not name:
+        raise SlimrlError("the log names no policy (missing .meta.json); pass --policy NAME")
+    return str(name)
+
+
+def closed_loop(
+    scenario: Any,
+    trace_path: str | os.PathLike,
+    policy: str,
+    start_s: float,
+    span_s: float,
+    *,
+    trace_scale: float = 1.0,
+    deadline_ms: float | None = None,
+    keys: int = 8,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Run ``policy`` in the simulator from ``start_s`` for ``span_s`` of the trace at
+    ``trace_path`` (times ``trace_scale``), once per key of common random numbers (``keys``
+    parallel episodes); frames, on-time rate and e2e p50/p95 pooled over the episodes."""
+    from slimrl.env.vector import SlimSplitVectorEnv
+    from slimrl.policies import make_policy
+    from slimrl.scenario import load_scenario
+
+    overrides: dict[str, Any] = {"traces.scale": float(trace_scale), "episode_s": float(span_s)}
+    if deadline_ms is not None:
+        overrides["deadline_ms"] = float(deadline_ms)
+    sc = load_scenario(scenario, overrides)
+    venv = SlimSplitVectorEnv(keys, sc, trace_dir=trace_path, split=None, action_space="flat")
+    dur = float(venv.world.durations[0])
+    obs, infos = venv.reset(seed=seed, options={"trace_index": 0, "start_s": start_s % dur})
+    pol = make_policy(policy, venv, seed=seed)
+    pol.reset(keys)
+    done = np.zeros(keys, dtype=bool)
+    e2e: list[np.ndarray] = []
+    on: list[np.ndarray] = []
+    while not done.all():
+        if pol.needs_lookahead:
+            infos = {**infos, "lookahead": venv.lookahead()}
+        if pol.needs_episode:
+            infos = {**infos, "episode": venv.episode_state()}
+        obs, _r, _te, trunc, infos = venv.step(pol.act_batch(obs, infos))
+        src = infos.get("final_info", infos) if trunc.any() else infos
+        live = ~done
+        e2e.append(np.asarray(src["e2e_ms"])[live])
+        on.append(np.asarray(src["on_time"])[live])
+        done |= trunc
+    e2e_a, on_a = np.concatenate(e2e), np.concatenate(on)
+    return {
+        "frames": e2e_a.size / keys,
+        "on_time": float(on_a.mean()),
+        "e2e_p50_ms": float(np.percentile(e2e_a, 50)),
+        "e2e_p95_ms": float(np.percentile(e2e_a, 95)),
+    }
+
+
+def closed_loop_log(
+    log: str | os.PathLike,
+    scenario: Any,
+    trace_path: str | os.PathLike | None = None,
+    *,
+    trace_scale: float | None = None,
+    keys: int = 8,
+) -> dict[str, Any]:
+    """One row of the closed-loop comparison: a log's run next to its simulated replay.
+
+    The trace is the log's (``--trace`` to override, e.g. a calibrated capacity trace, then
+    ``trace_scale`` defaults to 1), over the same stretch, with the log's policy and deadline."""
+    frames, meta = read_log(log)
+    path = trace_path or meta.get("trace")
+    if not path:
+        raise SlimrlError(f"{log}: the log names no trace (missing .meta.json); pass --trace FILE")
+    if trace_scale is None:
+        trace_scale = 1.0 if trace_path is not None else float(meta.get("trace_scale", 1.0))
+    t0, span = run_span(frames)
+    policy = log_policy(meta)
+    sim = closed_loop(
+        scenario,
+        path,
+        policy,
+        t0,
+        span,
+        trace_scale=trace_scale,
+        deadline_ms=meta.get("deadline_ms"),
+        keys=keys,
+        seed=int(meta.get("seed", 0) or 0),
+    )
+    meas = run_figures(frames)
+    row: dict[str, Any] = {"log": Path(log).name, "policy": meta.get("policy") or policy}
+    for key in ("frames", "on_time", "e2e_p50_ms", "e2e_p95_ms"):
+        row[f"{key}_measured"] = meas[key]
+        row[f"{key}_simulated"] = sim[key]
+    row["on_time_error"] = sim["on_time"] - meas["on_time"]
+    row["e2e_p50_error"] = sim["e2e_p50_ms"] / meas["e2e_p50_ms"] - 1.0
+    row["e2e_p95_error"] = sim["e2e_p95_ms"] / meas["e2e_p95_ms"] - 1.0
+    return row
+
+
+def print_closed_loop(rows: list[dict[str, Any]], title: str) -> None:
+    """Per policy: on-time rate and e2e p50/p95, measured vs simulated."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    cols = ("policy", "frames m/s", "on time m", "on time s", "diff", "p50 m", "p50 s", "diff",
+            "p95 m", "p95 s", "diff")  # fmt: skip
+    for col in cols:
+        table.add_column(col, justify="left" if col == "policy" else "right")
+    for r in rows:
+        table.add_row(
+            str(r["policy"]),
+            f"{r['frames_measured']:.0f}/{r['frames_simulated']:.0f}",
+            f"{r['on_time_measured']:.3f}",
+            f"{r['on_time_simulated']:.3f}",
+            f"{r['on_time_error']:+.3f}",
+            f"{r['e2e_p50_ms_measured']:.1f}",
+            f"{r['e2e_p50_ms_simulated']:.1f}",
+            f"{r['e2e_p50_error']:+.1%}",
+            f"{r['e2e_p95_ms_measured']:.1f}",
+            f"{r['e2e_p95_ms_simulated']:.1f}",
+            f"{r['e2e_p95_error']:+.1%}",
+        )
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=140)
+    console.print(table)
 
 
 def write_csv(path: str | os.PathLike, rows: list[dict[str, Any]]) -> None:

@@ -27,8 +27,8 @@ from slimrl.runtime.uplink import TraceUplink
 
 Decide = Callable[[np.ndarray, dict[str, float]], tuple[int, int]]
 """``(observation, info) -> (k, bits)``; ``info`` holds the last frame's measurements
-(``bytes``, ``transfer_ms``, ``compute_ms``, ``e2e_ms``, ``edge_queue_ms``; empty at the start
-and after a failed frame), as the env's info does for stateful heuristics."""
+(``bytes``, ``transfer_ms``, ``compute_ms``, ``e2e_ms``, ``edge_ms``, ``edge_queue_ms``; empty at
+the start and after a failed frame), as the env's info does for stateful heuristics."""
 
 Encode = Callable[[int, int, int], bytes]
 """``(image index, k, bits) -> payload``: head + encoder at that mode on the device."""
@@ -210,7 +210,7 @@ class DeviceLoop:
                 "edge_queue_ms": rec.edge_queue_ms,
             }
         )
-        if rec.transfer_ms is not None and rec.bytes:
+        if rec.error is None and rec.transfer_ms is not None and rec.bytes > 0:
             self._inv = [rec.transfer_ms / rec.bytes, *self._inv[:-1]]
             self._count += 1
         self._obs = self.builder.build_one(

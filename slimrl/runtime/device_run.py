@@ -338,6 +338,7 @@ def _meta(
         "started": started,
         "policy": choice.name,
         "bundle": str(choice.bundle) if choice.bundle else None,
+        "scenario": str(cfg.scenario) if isinstance(cfg.scenario, str | Path) else None,
         "edge": cfg.edge,
         "trace": str(Path(cfg.trace).resolve()),
         "trace_resolution_ms": 100,

@@ -35,6 +35,8 @@ def scenario_digest(scenario: Scenario) -> str:
     if samples is not None and Path(samples).is_file() and scenario.model.per_sample:
         cfg["model"]["samples"] = sha256_file(samples)
     cfg["device"]["profile"] = sha256_file(scenario.device.profile)
+    for where, path in scenario.sample_files().items():  # measured distributions by content
+        cfg.setdefault("sample_files", {})[where] = sha256_file(path)
     text = json.dumps(cfg, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 

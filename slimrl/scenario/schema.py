@@ -16,9 +16,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from slimrl.errors import ProfileError
-from slimrl.paths import portable
+from slimrl.errors import ProfileError, ScenarioError
+from slimrl.paths import portable, resolve_path
 from slimrl.profiles import DeviceProfile, ModelProfile
+from slimrl.scenario.samples import SampleFile, read_samples
 from slimrl.validate import (
     Boolean,
     Custom,
@@ -28,6 +29,7 @@ from slimrl.validate import (
     Number,
     String,
     Text,
+    read_yaml,
     short,
     spec,
 )
@@ -143,6 +145,74 @@ class TracesConfig:
         return (DatasetConfig(self.path.stem or "traces", self.path, self.pattern),)
 
 
+# -- measured samples and time distributions ---------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class SamplesConfig:
+    """Measured samples of a time (ms): a CSV column or a file of numbers
+    (:mod:`slimrl.scenario.samples`); the samples are read once, on validation."""
+
+    path: Path = spec(check=File())
+    column: str | None = spec(None, String())
+    data: SampleFile | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def validated(cls, obj: SamplesConfig, f: Fields, path: str) -> SamplesConfig:
+        try:
+            data = read_samples(obj.path, obj.column)
+        except ScenarioError as exc:
+            raise f.error(path, str(exc)) from None
+        return dataclasses.replace(obj, data=data)
+
+    def per_mode(self, model: ModelProfile, f: Fields, path: str) -> list:
+        """Sorted samples per mode (k-major), or a field error naming the modes without any."""
+        try:
+            return self.data.per_mode(model.ks, model.bits)
+        except ScenarioError as exc:
+            raise f.error(path, str(exc)) from None
+
+
+def _samples(value: Any, path: str, f: Fields) -> SamplesConfig:
+    """``samples: FILE`` or ``samples: {path: FILE, column: NAME}``."""
+    if isinstance(value, str):
+        value = {"path": value}
+    return f.build(SamplesConfig, value, path)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimeDistribution:
+    """A time (ms) drawn per frame: ``fixed_ms``, a lognormal through ``median_ms`` and
+    ``p90_ms``, or measured ``samples`` (drawn from their empirical distribution)."""
+
+    fixed_ms: float | None = spec(None, Number(ge=0))
+    median_ms: float | None = spec(None, Number(gt=0))
+    p90_ms: float | None = spec(None, Number(gt=0))
+    samples: SamplesConfig | None = spec(None, Custom(_samples))
+
+    @classmethod
+    def validated(cls, obj: TimeDistribution, f: Fields, path: str) -> TimeDistribution:
+        forms = [
+            name
+            for name, given in (
+                ("fixed_ms", obj.fixed_ms is not None),
+                ("median_ms/p90_ms", obj.median_ms is not None or obj.p90_ms is not None),
+                ("samples", obj.samples is not None),
+            )
+            if given
+        ]
+        if len(forms) != 1:
+            raise f.error(
+                path,
+                "expected exactly one of fixed_ms, median_ms with p90_ms, or samples"
+                + (f" (got {', '.join(forms)})" if forms else ""),
+            )
+        if forms[0] == "median_ms/p90_ms":
+            for key in ("median_ms", "p90_ms"):
+                if getattr(obj, key) is None:
+                    raise f.error(f"{path}.{key}", "missing (median_ms and p90_ms go together)")
+            f.number(obj.p90_ms, f"{path}.p90_ms", ge=obj.median_ms)
+        return obj
+
+
 # -- model and device profiles ------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class ModelConfig:
@@ -160,7 +230,11 @@ class ModelConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class DeviceConfig:
+    """The device profile; ``compute_samples``: measured compute times instead of its figures
+    (per mode with ``k``/``bits`` columns, else pooled)."""
+
     profile: Path = spec(check=File())
+    compute_samples: SamplesConfig | None = spec(None, Custom(_samples))
 
     @classmethod
     def validated(cls, obj: DeviceConfig, f: Fields, path: str) -> DeviceConfig:
@@ -170,22 +244,32 @@ class DeviceConfig:
         except ProfileError as exc:
             raise f.error(f"{path}.profile", str(exc)) from None
         f.context["device_profile"] = device
+        if obj.compute_samples is not None:
+            obj.compute_samples.per_mode(f.context["model_profile"], f, f"{path}.compute_samples")
         return obj
 
 
 # -- edge -----------------------------------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class ServiceConfig:
-    """Edge decoder/tail time: lognormal from median and p90, or per mode from the model profile."""
+    """Edge decoder/tail time: lognormal from median and p90, per mode from the model profile,
+    or measured ``samples`` (per mode with ``k``/``bits`` columns, else pooled)."""
 
     median_ms: float | None = spec(None, Number(gt=0))
     p90_ms: float | None = spec(None, Number(gt=0))
     from_model: str | None = spec(None, String())
     p90_over_median: float | None = spec(None, Number(ge=1))
+    samples: SamplesConfig | None = spec(None, Custom(_samples))
 
     @classmethod
     def validated(cls, obj: ServiceConfig, f: Fields, path: str) -> ServiceConfig:
         model: ModelProfile = f.context["model_profile"]
+        if obj.samples is not None:
+            for key in ("median_ms", "p90_ms", "from_model", "p90_over_median"):
+                if getattr(obj, key) is not None:
+                    raise f.error(f"{path}.{key}", f"not allowed with {path}.samples")
+            obj.samples.per_mode(model, f, f"{path}.samples")
+            return obj
         if obj.from_model is not None:
             for key in ("median_ms", "p90_ms"):
                 if getattr(obj, key) is not None:
@@ -203,7 +287,7 @@ class ServiceConfig:
             return dataclasses.replace(obj, p90_over_median=ratio)
         for key in ("median_ms", "p90_ms"):
             if getattr(obj, key) is None:
-                raise f.error(f"{path}.{key}", f"missing (or give {path}.from_model)")
+                raise f.error(f"{path}.{key}", f"missing (or give {path}.from_model or .samples)")
         if obj.p90_over_median is not None:
             raise f.error(f"{path}.p90_over_median", "only valid with from_model")
         f.number(obj.p90_ms, f"{path}.p90_ms", ge=obj.median_ms)
@@ -300,15 +384,53 @@ class EdgeConfig:
             return obj
         svc = obj.service
         if svc.median_ms is None:
-            raise f.error(f"{path}.load.job", "missing (required when the service is from_model)")
+            raise f.error(
+                f"{path}.load.job", "missing (required when the service is from_model or samples)"
+            )
         job = JobSize(median_ms=svc.median_ms, p90_ms=svc.p90_ms)
         return dataclasses.replace(obj, load=dataclasses.replace(load, job=job))
 
 
 # -- link, arrivals, reward, observation, modes -------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
+class _LinkProfile:
+    """A link profile file (``envs/profiles/links/*.yaml``): the latencies of a kind of link."""
+
+    name: str = spec("link", String())
+    description: str = spec("", Text())
+    latency: TimeDistribution | None = spec(None, Nested(TimeDistribution))
+    answer_latency: TimeDistribution | None = spec(None, Nested(TimeDistribution))
+
+
+@dataclass(frozen=True, kw_only=True)
 class LinkConfig:
+    """The path between device and edge: a base one-way delay paid each way, a per-transfer
+    ``latency`` added to every uplink transfer (it precedes the payload's bytes on the trace) and
+    an ``answer_latency`` added to the answer's way back; ``profile`` (a link profile file) gives
+    the latencies the scenario does not set itself."""
+
+    profile: Path | None = spec(None, File())
     base_delay_ms: float = spec(0.0, Number(ge=0))
+    latency: TimeDistribution | None = spec(None, Nested(TimeDistribution))
+    answer_latency: TimeDistribution | None = spec(None, Nested(TimeDistribution))
+
+    @classmethod
+    def validated(cls, obj: LinkConfig, f: Fields, path: str) -> LinkConfig:
+        if obj.profile is None:
+            return obj
+        where = str(obj.profile)
+        lf = Fields(where, ScenarioError, base=obj.profile.parent, resolve=resolve_path)
+        try:
+            prof = lf.build(_LinkProfile, read_yaml(obj.profile, ScenarioError, where), "")
+        except ScenarioError as exc:
+            raise f.error(f"{path}.profile", str(exc)) from None
+        return dataclasses.replace(
+            obj,
+            latency=obj.latency if obj.latency is not None else prof.latency,
+            answer_latency=(
+                obj.answer_latency if obj.answer_latency is not None else prof.answer_latency
+            ),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -444,6 +566,18 @@ class Scenario:
         as a YAML file or as a mapping) unchanged.
         """
         return _plain(self)
+
+    def sample_files(self) -> dict[str, Path]:
+        """Field path -> samples file of every measured distribution (their content counts in
+        the scenario's digest)."""
+        found = {
+            "device.compute_samples": self.device.compute_samples,
+            "edge.service.samples": self.edge.service.samples,
+        }
+        for key in ("latency", "answer_latency"):
+            dist = getattr(self.link, key)
+            found[f"link.{key}.samples"] = dist.samples if dist is not None else None
+        return {k: v.path for k, v in found.items() if v is not None}
 
 
 def _plain(obj: Any) -> Any:
