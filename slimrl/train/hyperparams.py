@@ -321,6 +321,19 @@ def check_bounds(hp: Mapping[str, Any], where: str, overridden: set[str] | froze
         )
 
 
+def check_run_size(hp: Hyperparams, n_envs: int, n_timesteps: int) -> None:
+    """Raise :class:`HyperparamsError` when the run's env count, step count or rollout (with
+    ``--n-envs`` / ``-n`` applied) is outside :data:`BOUNDS`."""
+    _check_bound(BOUNDS["n_envs"], n_envs, f"{hp.source}: n_envs (or --n-envs)")
+    _check_bound(BOUNDS["n_timesteps"], n_timesteps, f"{hp.source}: n_timesteps (or -n)")
+    n_steps = hp.model_kwargs.get("n_steps", 0)
+    if isinstance(n_steps, int) and n_steps * n_envs > MAX_BUFFER_STEPS:
+        raise HyperparamsError(
+            f"{hp.source}: n_steps x n_envs = {n_steps} x {n_envs}: a rollout of more than "
+            f"{MAX_BUFFER_STEPS:,} steps does not fit in memory"
+        )
+
+
 def _check_bound(bound: Bound | None, value: Any, label: str) -> None:
     if bound is None:
         return

@@ -38,7 +38,7 @@ from slimrl.runs.zoo_yaml import read_zoo_yaml
 from slimrl.scenario import Scenario, load_scenario, parse_set_args, scenario_digest
 from slimrl.train.callbacks import InfoMetricsCallback, ValidationCallback
 from slimrl.train.config import MAX_EVAL_ENVS, VAL_SEED, TrainConfig, command_line
-from slimrl.train.hyperparams import Hyperparams, load_hyperparams
+from slimrl.train.hyperparams import Hyperparams, check_run_size, load_hyperparams
 from slimrl.train.vec_env import make_vec_env, wrap_normalize
 
 #: heuristics and references the final evaluation compares the run with
@@ -120,6 +120,7 @@ def _prepare(cfg: TrainConfig, lock: RunLock | None) -> Prepared:
 
     n_timesteps = cfg.n_timesteps if cfg.n_timesteps > 0 else hp.n_timesteps
     n_envs = cfg.n_envs if cfg.n_envs > 0 else hp.n_envs
+    check_run_size(hp, n_envs, n_timesteps)
     run_dir = Path(cfg.resume) if cfg.resume else next_run_dir(cfg.log_folder, algo, scenario.name)
 
     env = make_vec_env(scenario, "train", n_envs, cfg.seed, make_kwargs)
