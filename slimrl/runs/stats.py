@@ -181,6 +181,7 @@ def vecnormalize_from_arrays(arrays: dict[str, np.ndarray]) -> Any:
         }
     )
     vec.class_attributes = dict(inspect.getmembers(VecNormalize))
+    vec.returns = np.zeros(1)  # set_venv sizes it to the envs
     return vec
 
 
