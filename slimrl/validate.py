@@ -122,8 +122,9 @@ def parse_yaml(
         raise TypeError(f"parse_yaml: {loader!r} is not a SafeLoader subclass")
     if len(text) > MAX_YAML_BYTES:
         raise error(f"{where}: larger than {MAX_YAML_BYTES} characters; not a configuration")
-    ld = loader(text)
+    ld = None
     try:
+        ld = loader(text)  # the reader refuses control characters here already
         node = ld.get_single_node()
         if node is None:
             return None
@@ -137,7 +138,8 @@ def parse_yaml(
         # a tagged scalar the constructors reject (e.g. ``!!int x``, a bad ``!!timestamp``)
         raise error(f"{where}: not valid YAML ({type(exc).__name__}: {short(str(exc))})") from None
     finally:
-        ld.dispose()
+        if ld is not None:
+            ld.dispose()
 
 
 def _count_nodes(root: yaml.Node, where: str, error: type[SlimrlError]) -> None:

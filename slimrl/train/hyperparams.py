@@ -119,6 +119,8 @@ BOUNDS: dict[str, Bound] = {
 #: widest hidden layer and most hidden layers of ``policy_kwargs: net_arch``
 MAX_LAYER_WIDTH = 8192
 MAX_LAYERS = 32
+#: most weights between hidden layers of one network (pi, vf or qf)
+MAX_HIDDEN_WEIGHTS = 20_000_000
 #: VecNormalize arguments (``normalize: dict(...)``)
 NORMALIZE_BOUNDS: dict[str, Bound] = {
     "clip_obs": Bound(0, 1e6, gt=True),
@@ -377,6 +379,15 @@ def _check_net_arch(arch: Any, where: str) -> None:
     if layers is None or len(layers) > MAX_LAYERS:
         raise HyperparamsError(
             f"{where}: expected a list of at most {MAX_LAYERS} layer widths, got {short(arch)}"
+        )
+    weights = sum(
+        a * b
+        for a, b in zip(layers[:-1], layers[1:], strict=False)
+        if isinstance(a, int) and isinstance(b, int)
+    )
+    if weights > MAX_HIDDEN_WEIGHTS:
+        raise HyperparamsError(
+            f"{where}: {weights:,} weights between hidden layers; at most {MAX_HIDDEN_WEIGHTS:,}"
         )
     for i, width in enumerate(layers):
         if (
