@@ -89,9 +89,7 @@ def test_masks_and_attributes_for_maskable_ppo():
 
 
 def test_make_vec_env_monitors_episodes():
-    env = make_vec_env(
-        "default", "train", 2, seed=0, env_kwargs={"overrides": {"episode_s": 1.0}}
-    )
+    env = make_vec_env("default", "train", 2, seed=0, env_kwargs={"overrides": {"episode_s": 1.0}})
     env.reset()
     steps, episodes = np.zeros(2, dtype=int), []
     for _ in range(20):
@@ -137,7 +135,11 @@ def test_zoo_hyperparameters_are_parsed_like_the_zoo():
     ("raw", "algo", "match"),
     [
         ({"n_timesteps": 10, "policy": "MlpPolicy", "n_stepz": 8}, "ppo", "n_stepz: unknown"),
-        ({"n_timesteps": 10, "policy": "MlpPolicy", "n_steps": "many"}, "ppo", "expected a number"),
+        (
+            {"n_timesteps": 10, "policy": "MlpPolicy", "n_steps": "many"},
+            "ppo",
+            "expected an integer",
+        ),
         ({"n_timesteps": 10, "policy": "MlpPolicy", "learning_rate": "exp_1"}, "ppo", "lin_"),
         ({"n_timesteps": 10, "policy": "MlpPolicy"}, "dqn", "action_space: flat"),
         ({"policy": "MlpPolicy"}, "ppo", "n_timesteps: missing"),

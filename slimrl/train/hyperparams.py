@@ -302,8 +302,10 @@ def check_bounds(hp: Mapping[str, Any], where: str, overridden: set[str] | froze
         if bound is None:
             continue
         label = f"{where}: {key}" + (" (-params)" if key in overridden else "")
-        if key in SCHEDULE_KEYS and isinstance(value, str) and value.startswith("lin_"):
-            value = value[len("lin_") :]
+        if key in SCHEDULE_KEYS and isinstance(value, str):
+            if not value.startswith("lin_") and isinstance(_number(value), str):
+                continue  # not a schedule at all: _schedule says what is expected
+            value = value.removeprefix("lin_")
         if key == "train_freq" and isinstance(value, list | tuple) and len(value) == 2:
             if value[1] not in ("step", "episode"):
                 raise HyperparamsError(
