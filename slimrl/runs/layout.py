@@ -20,9 +20,9 @@
         eval_val/                       final comparison with the heuristics and the oracle
         .slimrl-train.lock              held (flock) by the ``slimrl train`` writing the folder
 
-Runs written by slimrl before 0.2 hold ``vecnormalize.pkl`` (pickle) instead of the ``.npz``
-files: they are read only when trusted (``--trust-pickle``) or once converted
-(``slimrl runs convert RUN_DIR``).
+Runs written by older versions of slimrl hold ``vecnormalize.pkl`` (a pickle) instead of the
+``.npz`` files and no training state: their statistics are read only when trusted
+(``--trust-pickle``) or once converted (``slimrl runs convert RUN_DIR``).
 """
 
 from __future__ import annotations
