@@ -92,6 +92,14 @@ def test_resume_after_a_crash_gives_the_uninterrupted_weights(straight, tmp_path
     _assert_identical(run, straight)
 
 
+def test_a_resume_with_nothing_left_to_train_keeps_the_state_exact(straight, tmp_path):
+    run = _train(tmp_path, 512)
+    _crash_after(run, 256)
+    assert _resume(run, 256) == 0  # already there: saves the final model, trains nothing
+    assert _resume(run, 512) == 0
+    _assert_identical(run, straight)
+
+
 def test_interrupt_mid_rollout_then_resume_gives_the_uninterrupted_weights(
     straight, tmp_path, monkeypatch
 ):

@@ -66,6 +66,11 @@ class CheckpointCallback(BaseCallback):
     def _on_step(self) -> bool:
         return True
 
+    def pending_state(self) -> TrainState | None:
+        """The resumed state if training never started (nothing drew from the generators it
+        holds yet): what to save instead of capturing the model now. None once it started."""
+        return self.resume_state
+
     def rollback(self) -> TrainState | None:
         """Put the model back to the start of the rollout in progress; returns that state."""
         if self.boundary is not None:

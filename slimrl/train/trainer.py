@@ -238,7 +238,7 @@ def run(p: Prepared, echo: Callable[[str], None] = print) -> Path:
             if isinstance(cb, ProgressBarCallback) and hasattr(cb, "pbar"):
                 cb.pbar.close()
     wall = time.perf_counter() - t0
-    save_model(model, run_dir, checkpoint=interrupted)
+    save_model(model, run_dir, checkpoint=interrupted, state=checkpoints.pending_state())
     append_wall_time(run_dir, wall, model.num_timesteps)
     p.env.close()
     if interrupted:
