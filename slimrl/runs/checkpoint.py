@@ -7,7 +7,10 @@ capture`, weights included: a few copies of small arrays), and when the step cou
 the next multiple of ``save_freq`` it writes ``checkpoints/rl_model_<n>_steps.zip`` with its
 statistics and training state (:func:`~slimrl.runs.write.save_checkpoint`). After an
 interruption (Ctrl-C) :meth:`CheckpointCallback.rollback` puts the model back to the start of
-the rollout in progress, so what the trainer then saves can be resumed bit for bit.
+the rollout in progress, so what the trainer then saves can be resumed bit for bit. That holds
+for the on-policy algorithms (PPO, A2C, MaskablePPO); DQN's rollouts are a few steps and its
+replay buffer is not saved, so it checkpoints the same way but is neither rolled back nor
+resumed bit for bit.
 
 :class:`SaveVecNormalizeCallback` is the validation's "new best model" hook writing the
 statistics as ``.npz`` (atomically).
@@ -43,11 +46,17 @@ class CheckpointCallback(BaseCallback):
         self.run_dir = Path(run_dir)
         self.save_freq = int(save_freq)
         self.resume_state = resume_state
+        self.keep_boundary = True
         self.boundary: TrainState | None = None
         self.last_saved: int | None = None
         self.saved: list[Path] = []
 
     def _init_callback(self) -> None:
+        from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+
+        # on-policy: every rollout start is a resumable boundary, kept for rollback(); off-policy
+        # (DQN: a "rollout" is a few steps, the replay buffer is not saved) only when saving
+        self.keep_boundary = isinstance(self.model, OnPolicyAlgorithm)
         if self.last_saved is None:
             self.last_saved = int(self.model.num_timesteps)  # where this session starts
 
@@ -57,10 +66,13 @@ class CheckpointCallback(BaseCallback):
             self.resume_state = None
 
     def _on_rollout_start(self) -> None:
-        self.boundary = capture(self.model, weights=True)
-        n = self.boundary.num_timesteps
-        if self.save_freq > 0 and n // self.save_freq > int(self.last_saved) // self.save_freq:
-            self.saved.append(save_checkpoint(self.model, self.run_dir, self.boundary))
+        n = int(self.model.num_timesteps)
+        due = self.save_freq > 0 and n // self.save_freq > int(self.last_saved) // self.save_freq
+        if self.keep_boundary:
+            self.boundary = capture(self.model, weights=True)
+        if due:
+            state = self.boundary if self.keep_boundary else capture(self.model)
+            self.saved.append(save_checkpoint(self.model, self.run_dir, state))
             self.last_saved = n
 
     def _on_step(self) -> bool:
