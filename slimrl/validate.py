@@ -4,7 +4,9 @@ A :class:`Fields` checker raises the caller's error class with messages that nam
 the dotted field path, e.g. ``envs/x.yaml: reward.miss_penalty: expected a number >= 0, got
 'abc'``. Offending values are quoted through :func:`short`, so an error message never grows with
 the input. :func:`read_yaml` reads a YAML file of bounded size and bounded expanded node count
-(an alias "billion laughs" document is refused before anything walks it).
+(an alias "billion laughs" document is refused before anything walks it). :func:`read_npz` reads a
+numpy ``.npz`` archive of bounded size without pickle: each member's declared size and the total
+are checked before anything is decompressed (a zip bomb is refused unread).
 
 Declarative checks (:class:`Number`, :class:`String`, ...) describe a dataclass field in its
 ``metadata["check"]``; :meth:`Fields.build` validates a mapping into that dataclass, taking every
@@ -14,13 +16,18 @@ default from the dataclass itself, so a schema is declared once.
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 import os
 import reprlib
+import stat
+import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from slimrl.errors import SlimrlError
@@ -29,6 +36,18 @@ from slimrl.errors import SlimrlError
 MAX_YAML_BYTES = 1 << 20
 #: most nodes a YAML document may expand to (aliases counted at every use)
 MAX_YAML_NODES = 100_000
+#: deepest YAML nesting
+MAX_YAML_DEPTH = 100
+#: largest ``.npz`` file read (bytes on disk)
+MAX_NPZ_FILE_BYTES = 64 << 20
+#: most arrays in one ``.npz``
+MAX_NPZ_MEMBERS = 256
+#: largest array of an ``.npz`` once decompressed (bytes, as declared in the zip directory)
+MAX_NPZ_MEMBER_BYTES = 64 << 20
+#: largest sum of an ``.npz``'s arrays once decompressed (bytes)
+MAX_NPZ_TOTAL_BYTES = 256 << 20
+#: array kinds :func:`read_npz` accepts: bool, signed and unsigned integers, floats
+NPZ_KINDS = "biuf"
 
 _repr = reprlib.Repr()
 _repr.maxstring = 60
@@ -42,31 +61,85 @@ def short(value: Any) -> str:
     return _repr.repr(value)
 
 
-def read_yaml(path: str | os.PathLike, error: type[SlimrlError], where: str | None = None) -> Any:
-    """Parse a YAML file safely, refusing huge files and alias bombs with ``error``."""
+def read_bytes(
+    path: str | os.PathLike, max_bytes: int, error: type[SlimrlError], where: str | None = None
+) -> bytes:
+    """The content of the regular file ``path``, refused with ``error`` beyond ``max_bytes``.
+
+    The file is opened without blocking and checked to be a regular file (a FIFO or device is
+    refused, never waited on); reading stops one byte past the limit.
+    """
     path = Path(path)
     where = where or str(path)
     try:
-        if path.stat().st_size > MAX_YAML_BYTES:
-            raise error(f"{where}: larger than {MAX_YAML_BYTES} bytes; not a configuration file")
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise error(f"{where}: cannot read ({exc})") from exc
-    return parse_yaml(text, error, where)
-
-
-def parse_yaml(text: str, error: type[SlimrlError], where: str = "YAML") -> Any:
-    """Parse YAML text safely (bounded expansion); ``error`` names ``where`` on failure."""
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise error(f"{where}: cannot read ({exc.strerror or exc})") from None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise error(f"{where}: not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(max_bytes + 1)
+    except OSError as exc:
+        raise error(f"{where}: cannot read ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        raise error(f"{where}: larger than {max_bytes} bytes; refusing to read it")
+    return data
+
+
+def read_yaml(
+    path: str | os.PathLike,
+    error: type[SlimrlError],
+    where: str | None = None,
+    loader: type[yaml.SafeLoader] = yaml.SafeLoader,
+) -> Any:
+    """Parse a YAML file safely, refusing huge files and alias bombs with ``error``."""
+    path = Path(path)
+    where = where or str(path)
+    data = read_bytes(path, MAX_YAML_BYTES, error, where)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{where}: cannot read ({exc})") from None
+    return parse_yaml(text, error, where, loader)
+
+
+def parse_yaml(
+    text: str,
+    error: type[SlimrlError],
+    where: str = "YAML",
+    loader: type[yaml.SafeLoader] = yaml.SafeLoader,
+) -> Any:
+    """Parse YAML text safely (bounded expansion); ``error`` names ``where`` on failure.
+
+    ``loader`` is :class:`yaml.SafeLoader` or a subclass of it (never a loader that builds
+    arbitrary Python objects); the document is composed once, its nodes counted with aliases
+    expanded, then constructed.
+    """
+    if not (isinstance(loader, type) and issubclass(loader, yaml.SafeLoader)):
+        raise TypeError(f"parse_yaml: {loader!r} is not a SafeLoader subclass")
+    if len(text) > MAX_YAML_BYTES:
+        raise error(f"{where}: larger than {MAX_YAML_BYTES} characters; not a configuration")
+    ld = None
+    try:
+        ld = loader(text)  # the reader refuses control characters here already
+        node = ld.get_single_node()
         if node is None:
             return None
         _count_nodes(node, where, error)
-        return yaml.safe_load(text)
+        return ld.construct_document(node)
     except yaml.YAMLError as exc:
         raise error(f"{where}: not valid YAML ({exc})".replace("\n", " ")) from None
     except RecursionError:
         raise error(f"{where}: YAML nested too deeply") from None
+    except (ValueError, TypeError, OverflowError, AttributeError) as exc:
+        # a tagged scalar the constructors reject (e.g. ``!!int x``, a bad ``!!timestamp``)
+        raise error(f"{where}: not valid YAML ({type(exc).__name__}: {short(str(exc))})") from None
+    finally:
+        if ld is not None:
+            ld.dispose()
 
 
 def _count_nodes(root: yaml.Node, where: str, error: type[SlimrlError]) -> None:
@@ -74,8 +147,8 @@ def _count_nodes(root: yaml.Node, where: str, error: type[SlimrlError]) -> None:
     sizes: dict[int, int] = {}
 
     def size(node: yaml.Node, depth: int) -> int:
-        if depth > 100:
-            raise error(f"{where}: YAML nested more than 100 levels deep")
+        if depth > MAX_YAML_DEPTH:
+            raise error(f"{where}: YAML nested more than {MAX_YAML_DEPTH} levels deep")
         key = id(node)
         if key in sizes:
             return sizes[key]
@@ -90,6 +163,107 @@ def _count_nodes(root: yaml.Node, where: str, error: type[SlimrlError]) -> None:
         return n
 
     size(root, 0)
+
+
+# -- bounded npz --------------------------------------------------------------------------------
+def read_npz(
+    source: str | os.PathLike | bytes,
+    error: type[SlimrlError],
+    where: str | None = None,
+    *,
+    max_file_bytes: int = MAX_NPZ_FILE_BYTES,
+    max_members: int = MAX_NPZ_MEMBERS,
+    max_member_bytes: int = MAX_NPZ_MEMBER_BYTES,
+    max_total_bytes: int = MAX_NPZ_TOTAL_BYTES,
+    kinds: str = NPZ_KINDS,
+) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` (a path, or its bytes already read), within bounded memory.
+
+    Refused with ``error`` (naming ``where`` and the member): a file over ``max_file_bytes``,
+    more than ``max_members`` arrays, a member whose declared decompressed size is over
+    ``max_member_bytes`` or that brings the total over ``max_total_bytes`` (checked on the zip
+    directory, before anything is decompressed), a dtype outside ``kinds`` (never pickle), a
+    header that disagrees with the member's size, a corrupt or truncated member.
+    """
+    if isinstance(source, bytes | bytearray):
+        data, where = bytes(source), where or "npz"
+        if len(data) > max_file_bytes:
+            raise error(f"{where}: larger than {max_file_bytes} bytes; refusing to read it")
+    else:
+        where = where or str(source)
+        data = read_bytes(source, max_file_bytes, error, where)
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError) as exc:
+        raise error(f"{where}: not an .npz archive ({short(str(exc))})") from None
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > max_members:
+            raise error(f"{where}: {len(infos)} arrays; at most {max_members} are read")
+        total = 0
+        for info in infos:
+            name = info.filename
+            if not name.endswith(".npy") or len(name) > 200 or not name.isprintable():
+                raise error(f"{where}: member {short(name)} is not a .npy array")
+            if info.flag_bits & 0x1 or info.compress_type not in (
+                zipfile.ZIP_STORED,
+                zipfile.ZIP_DEFLATED,
+            ):
+                raise error(f"{where}: {short(name)}: encrypted or unsupported compression")
+            if info.file_size > max_member_bytes:
+                raise error(
+                    f"{where}: {short(name)} declares {info.file_size} bytes decompressed; "
+                    f"at most {max_member_bytes} per array"
+                )
+            total += info.file_size
+            if total > max_total_bytes:
+                raise error(
+                    f"{where}: the arrays declare more than {max_total_bytes} bytes decompressed "
+                    "in total; refusing to read them"
+                )
+        out: dict[str, np.ndarray] = {}
+        for info in infos:
+            key = info.filename[: -len(".npy")]
+            if key in out:
+                raise error(f"{where}: array {short(key)} appears twice")
+            out[key] = _read_member(zf, info, error, where, kinds)
+    return out
+
+
+def _read_member(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, error: type[SlimrlError], where: str, kinds: str
+) -> np.ndarray:
+    fmt = np.lib.format
+    name = short(info.filename)
+    try:
+        with zf.open(info) as f:
+            version = fmt.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = fmt.read_array_header_1_0(f)
+            elif version in ((2, 0), (3, 0)):
+                shape, fortran, dtype = fmt.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+            if dtype.hasobject or dtype.kind not in kinds or dtype.fields is not None:
+                raise error(f"{where}: {name}: dtype {dtype.str} not allowed (expected numbers)")
+            count = 1
+            for n in shape:
+                count *= int(n)
+            nbytes = count * dtype.itemsize
+            if f.tell() + nbytes != info.file_size:
+                raise error(
+                    f"{where}: {name}: header says {nbytes} bytes of data, the member holds "
+                    f"{info.file_size - f.tell()}"
+                )
+            buf = f.read(nbytes)
+            if len(buf) != nbytes or f.read(1):  # reading to the end checks the CRC
+                raise error(f"{where}: {name}: truncated")
+    except SlimrlError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, zlib.error, SyntaxError) as exc:
+        raise error(f"{where}: {name}: corrupt ({short(str(exc))})") from None
+    arr = np.frombuffer(buf, dtype=dtype)
+    return arr.reshape(shape, order="F" if fortran else "C").copy()
 
 
 # -- declarative checks -----------------------------------------------------------------------

@@ -67,7 +67,9 @@ def make_run(
     params.mkdir(parents=True)
     model.save(run / f"{ENV_ID}.zip")
     if normalize:
-        venv.save(str(params / "vecnormalize.pkl"))
+        from slimrl.runs.write import save_vecnormalize
+
+        save_vecnormalize(venv, params / "vecnormalize.npz")
     zoo_algo = {"MaskablePPO": "ppo_mask"}.get(algo, algo.lower())
     config = OrderedDict(
         [
@@ -192,8 +194,8 @@ def test_refuses_missing_vecnormalize_when_config_normalises(tmp_path, ppo_run):
 
     run = tmp_path / "run"
     shutil.copytree(ppo_run, run)
-    (run / ENV_ID / "vecnormalize.pkl").unlink()
-    with pytest.raises(BundleError, match="vecnormalize.pkl"):
+    (run / ENV_ID / "vecnormalize.npz").unlink()
+    with pytest.raises(BundleError, match="vecnormalize.npz"):
         export_run(run, tmp_path / "out", n_parity=10)
     assert not (tmp_path / "out").exists()
 

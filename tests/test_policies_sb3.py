@@ -42,7 +42,9 @@ def make_run(root: Path, action_space: str = "multidiscrete") -> Path:
     params = run / ENV_ID
     params.mkdir(parents=True)
     model.save(run / f"{ENV_ID}.zip")
-    venv.save(str(params / "vecnormalize.pkl"))
+    from slimrl.runs.write import save_vecnormalize
+
+    save_vecnormalize(venv, params / "vecnormalize.npz")
     config = OrderedDict(
         [("normalize", "{'norm_obs': True, 'norm_reward': False}"), ("policy", "MlpPolicy")]
     )
@@ -58,16 +60,15 @@ def run_dir(tmp_path_factory) -> Path:
 
 
 def test_run_folder_policy_matches_sb3(run_dir):
-    import pickle
-
     from stable_baselines3 import PPO
+
+    from slimrl.runs.stats import load_vecnormalize
 
     env = gym.make(ENV_ID, scenario="default", split="val", action_space="flat")
     pol = make_policy(str(run_dir), env)
     assert isinstance(pol, SB3Policy) and pol.vecnormalize is not None
     model = PPO.load(run_dir / f"{ENV_ID}.zip", device="cpu")
-    with open(run_dir / ENV_ID / "vecnormalize.pkl", "rb") as f:
-        vec = pickle.load(f)
+    vec = load_vecnormalize(run_dir / ENV_ID / "vecnormalize.npz")
     rng = np.random.default_rng(0)
     obs = rng.uniform(0, 1, (64, env.observation_space.shape[0])).astype(np.float32)
     want, _ = model.predict(vec.normalize_obs(obs), deterministic=True)

@@ -135,7 +135,11 @@ def test_zoo_hyperparameters_are_parsed_like_the_zoo():
     ("raw", "algo", "match"),
     [
         ({"n_timesteps": 10, "policy": "MlpPolicy", "n_stepz": 8}, "ppo", "n_stepz: unknown"),
-        ({"n_timesteps": 10, "policy": "MlpPolicy", "n_steps": "many"}, "ppo", "expected a number"),
+        (
+            {"n_timesteps": 10, "policy": "MlpPolicy", "n_steps": "many"},
+            "ppo",
+            "expected an integer",
+        ),
         ({"n_timesteps": 10, "policy": "MlpPolicy", "learning_rate": "exp_1"}, "ppo", "lin_"),
         ({"n_timesteps": 10, "policy": "MlpPolicy"}, "dqn", "action_space: flat"),
         ({"policy": "MlpPolicy"}, "ppo", "n_timesteps: missing"),

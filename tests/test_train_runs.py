@@ -67,7 +67,7 @@ def test_short_run_writes_the_zoo_layout(tmp_path, algo):
         "evaluations.npz",
         f"{ENV_ID}/config.yml",
         f"{ENV_ID}/args.yml",
-        f"{ENV_ID}/vecnormalize.pkl",
+        f"{ENV_ID}/vecnormalize.npz",
         "command.txt",
         "scenario.yml",
     ):
@@ -130,7 +130,7 @@ def test_evaluate_lists_the_trained_run(tmp_path):
     ref = save_reference(run, tmp_path / "ref" / "ppo-test")
     assert sorted(p.relative_to(ref).as_posix() for p in ref.rglob("*") if p.is_file()) == [
         f"{ENV_ID}.zip", f"{ENV_ID}/args.yml", f"{ENV_ID}/config.yml",
-        f"{ENV_ID}/vecnormalize.pkl", "command.txt", "eval_val/summary.csv", "scenario.yml",
+        f"{ENV_ID}/vecnormalize.npz", "command.txt", "eval_val/summary.csv", "scenario.yml",
         "train_time.yml",
     ]  # fmt: skip
     out2 = tmp_path / "eval_ref"

@@ -16,8 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from slimrl.bundle.format import NPZ_FILE, ONNX_FILE, read_manifest
+from slimrl.bundle.format import (
+    MAX_FILE_BYTES,
+    MAX_NPZ_MEMBER_BYTES,
+    MAX_NPZ_MEMBERS,
+    MAX_NPZ_TOTAL_BYTES,
+    NPZ_FILE,
+    ONNX_FILE,
+    read_manifest,
+    read_verified,
+)
 from slimrl.errors import BundleError
+from slimrl.validate import read_bytes, read_npz
 
 HUGE_NEG = -1e8  # SB3-contrib's masked-logit value
 # Logit gap below which float32 rounding inside torch's Categorical can tie two actions.
@@ -83,6 +93,10 @@ def _relu(x: np.ndarray) -> None:
 
 def activation_fn(name: str, alpha: float | None = None) -> Callable[[np.ndarray], None]:
     """In-place numpy activation for a manifest activation name."""
+    if alpha is not None and (
+        isinstance(alpha, bool) or not isinstance(alpha, int | float) or not np.isfinite(alpha)
+    ):
+        raise BundleError(f"activation {name!r}: alpha must be a finite number, got {alpha!r:.40}")
     if name == "tanh":
         return _tanh
     if name == "relu":
@@ -105,6 +119,7 @@ class Controller:
         weights: dict[str, np.ndarray],
         path: Path,
         backend: str = "numpy",
+        onnx: bytes | None = None,
     ) -> None:
         self.manifest = manifest
         self.path = path
@@ -135,6 +150,10 @@ class Controller:
                 self._mean = np.asarray(weights["obs_mean"], dtype=np.float64)
                 self._std = np.asarray(weights["obs_std"], dtype=np.float64)
                 self._clip = float(norm["clip_obs"])
+                if not (np.isfinite(self._clip) and self._clip > 0) or not np.all(self._std > 0):
+                    raise BundleError(
+                        f"{path}: normalisation needs clip_obs > 0 and obs_std > 0 (finite)"
+                    )
             layers = manifest["network"]["layers"]
             self._W = [
                 np.ascontiguousarray(weights[f"W{i}"], dtype=np.float32) for i in range(len(layers))
@@ -166,7 +185,9 @@ class Controller:
         self.backend = backend
         self._session = None
         if backend == "onnx":
-            self._session = _onnx_session(path / ONNX_FILE)
+            if onnx is None:
+                raise BundleError(f"{path / ONNX_FILE}: not read through the verified loader")
+            self._session = _onnx_session(path / ONNX_FILE, onnx)
         elif backend != "numpy":
             raise BundleError(f"unknown backend {backend!r}; expected 'numpy' or 'onnx'")
 
@@ -205,18 +226,36 @@ class Controller:
     def load(
         cls, path: str | os.PathLike, backend: str = "numpy", verify: bool = True
     ) -> Controller:
-        """Load and verify a bundle folder (checksums, schema version, shapes)."""
+        """Load and verify a bundle folder (checksums, schema version, sizes, shapes, finite
+        weights). Each file is read once, checked against its sha256 and parsed from those
+        bytes; ``verify=False`` skips the checksums (never the limits)."""
         path = Path(path)
-        manifest = read_manifest(path, verify=verify)
+        manifest = read_manifest(path, verify=False)
+        npz = _read_file(path, manifest, NPZ_FILE, verify)
+        weights = read_npz(
+            npz,
+            BundleError,
+            str(path / NPZ_FILE),
+            max_file_bytes=MAX_FILE_BYTES,
+            max_members=MAX_NPZ_MEMBERS,
+            max_member_bytes=MAX_NPZ_MEMBER_BYTES,
+            max_total_bytes=MAX_NPZ_TOTAL_BYTES,
+            kinds="iuf",
+        )
+        for name, arr in weights.items():
+            if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+                raise BundleError(f"{path / NPZ_FILE}: array {name!r} holds NaN or infinite values")
+        onnx = None
+        if backend == "onnx":
+            onnx = _read_file(path, manifest, ONNX_FILE, verify)
+        elif verify and ONNX_FILE in (manifest.get("files") or {}):
+            _read_file(path, manifest, ONNX_FILE, verify)  # a bundle is verified whole
         try:
-            with np.load(path / NPZ_FILE, allow_pickle=False) as z:
-                weights = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as exc:
-            raise BundleError(f"{path / NPZ_FILE}: cannot read ({exc})") from exc
-        try:
-            return cls(manifest, weights, path, backend)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BundleError(f"{path}: malformed manifest ({exc!r})") from exc
+            return cls(manifest, weights, path, backend, onnx)
+        except BundleError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
+            raise BundleError(f"{path}: malformed manifest ({str(exc)[:200]!r})") from None
 
     # -- decisions ----------------------------------------------------------------------------
     def decide(self, obs: np.ndarray, mask: np.ndarray | None = None) -> tuple[int, int]:
@@ -335,7 +374,18 @@ class Controller:
         )
 
 
-def _onnx_session(path: Path):
+def _read_file(path: Path, manifest: dict[str, Any], name: str, verify: bool) -> bytes:
+    """The bytes of a bundle file the manifest lists (sha256-checked when ``verify``)."""
+    if verify:
+        return read_verified(path, manifest, name)
+    files = manifest.get("files")
+    if not isinstance(files, dict) or name not in files:
+        raise BundleError(f"{path / name}: not listed in the manifest; refusing to load it")
+    return read_bytes(path / name, MAX_FILE_BYTES, BundleError)
+
+
+def _onnx_session(path: Path, model: bytes):
+    """An onnxruntime session of the (verified) ONNX bytes ``model`` read from ``path``."""
     try:
         import onnxruntime as ort
     except ImportError as exc:
@@ -344,6 +394,6 @@ def _onnx_session(path: Path):
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
     try:
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types
         raise BundleError(f"{path}: onnxruntime cannot load it ({exc})") from exc

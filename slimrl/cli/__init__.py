@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "tune": ("slimrl.cli.tune", "Optuna hyperparameter search (needs the 'tune' extra)"),
     "export": ("slimrl.cli.export", "export a trained run to a device bundle (ONNX + numpy)"),
+    "runs": ("slimrl.cli.runs", "manage run folders (convert an older run's pickled statistics)"),
     "traces": ("slimrl.cli.traces", "inspect and plot channel traces"),
     "pretrain": ("slimrl.cli.pretrain", "train the slimmable split model on Fashion-MNIST"),
     "profile": ("slimrl.cli.profile", "measure a model profile (accuracy, payload, latency)"),
@@ -53,6 +54,17 @@ def add_scenario_arguments(
         default=[],
         metavar="KEY=VALUE",
         help="override a scenario field, dotted paths for nested fields (repeatable)",
+    )
+
+
+def add_trust_pickle_argument(parser: argparse.ArgumentParser) -> None:
+    """``--trust-pickle``: read older runs' pickled VecNormalize statistics in this command."""
+    parser.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="read the pickled statistics (vecnormalize.pkl) of runs made by an older slimrl; "
+        "opening a pickle can run code: only for runs you trust (or convert them once with "
+        "`slimrl runs convert RUN_DIR`)",
     )
 
 
@@ -94,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(commands[args.command][0])
     args.argv = ["slimrl", *argv]  # the command as typed (run folders record it)
     try:
+        if getattr(args, "trust_pickle", False):
+            from slimrl.runs.stats import trusting_pickle
+
+            with trusting_pickle():
+                return int(module.run(args) or 0)
         return int(module.run(args) or 0)
     except SlimrlError as exc:
         print(f"slimrl {args.command}: error: {exc}", file=sys.stderr)

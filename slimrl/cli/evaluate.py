@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from slimrl.cli import add_scenario_arguments
+from slimrl.cli import add_scenario_arguments, add_trust_pickle_argument
 from slimrl.errors import PolicyError
 
 
@@ -51,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_trust_pickle_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from slimrl.cli import add_scenario_arguments
+from slimrl.cli import add_scenario_arguments, add_trust_pickle_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="observations drawn from the env for the parity check (0: skip)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the parity observations")
+    add_trust_pickle_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 
+from slimrl.cli import add_trust_pickle_argument
 from slimrl.train.config import TrainConfig
 from slimrl.train.config import add_arguments as _add_config_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_config_arguments(parser, TrainConfig)
+    add_trust_pickle_argument(parser)  # --resume of a run made by an older slimrl
 
 
 def run(args: argparse.Namespace) -> int:

@@ -29,7 +29,7 @@ from slimrl.evaluate import plots as P
 from slimrl.evaluate.metrics import best_static, episode_table, per_trace, summary_table
 from slimrl.evaluate.rollout import EpisodePlan, plan_episodes, simulate
 from slimrl.evaluate.search import search_heuristic
-from slimrl.io import atomic_dir
+from slimrl.io import atomic_dir, check_output_dir
 from slimrl.policies import BatchPolicy, ModeTable, make_policy, static_names
 from slimrl.scenario import Scenario, load_scenario, scenario_digest
 from slimrl.traces import SPLITS
@@ -38,6 +38,8 @@ from slimrl.traces.errors import TraceNotFoundError
 DEFAULT_POLICIES = ("paper-ewma", "tuned-threshold", "tuned-mpc", "random")
 OPTIMAL = "optimal"
 ORACLE = "oracle"
+#: the output kind of an evaluation folder (:func:`slimrl.io.atomic_dir`)
+EVALUATION_KIND = "evaluation"
 #: heuristics the default baseline of paired comparisons is chosen among
 BASELINE_CANDIDATES = ("tuned-mpc", "mpc", "tuned-threshold", "rate-threshold", "paper-ewma")
 
@@ -163,6 +165,10 @@ def run_evaluation(
     best static mode. ``baseline``: the policy every row is compared with, paired (default: the
     best of the heuristics evaluated, else the best static mode).
     """
+    protect: list[Path] = []
+    if out_dir is not None:  # a refused --out fails before the work
+        protect = _inputs(load_scenario(scenario, overrides), resolve_traces(traces)[0], policies)
+        check_output_dir(out_dir, kind=EVALUATION_KIND, protect=protect)
     ev = rollout_policies(
         scenario, traces, policies, episodes, seed, overrides, progress, notice, True, randomize
     )
@@ -217,8 +223,20 @@ def run_evaluation(
             table,
             sc.deadline_ms,
             reported,
+            protect,
         )
     return summary
+
+
+def _inputs(sc: Any, trace_dir: Path | None, policies: Sequence[Any]) -> list[Path]:
+    """What an evaluation reads and its output must not replace: the run and bundle folders
+    named as policies, the trace folder or file, the scenario file."""
+    out = [Path(p) for p in policies if isinstance(p, str | os.PathLike) and Path(p).exists()]
+    if trace_dir is not None:
+        out.append(trace_dir)
+    if sc.path is not None:
+        out.append(Path(sc.path))
+    return out
 
 
 def _steps_frame(
@@ -263,8 +281,9 @@ def _write(
     table: ModeTable,
     deadline_ms: float,
     reported: list[str],
+    protect: Sequence[Path] = (),
 ) -> None:
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, kind=EVALUATION_KIND, protect=protect) as tmp:
         summary.to_csv(tmp / "summary.csv", index=False)
         pt = traces[traces["policy"].isin(reported)].copy()
         pt["policy"] = pd.Categorical(pt["policy"], categories=reported, ordered=True)

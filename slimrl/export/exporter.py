@@ -14,7 +14,7 @@ import importlib.metadata
 import json
 import os
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,13 @@ from slimrl.bundle.format import FORMAT
 from slimrl.errors import BundleError, RunError, SlimrlError
 from slimrl.export.onnx_graph import OPSET, build_onnx
 from slimrl.export.policy_net import PolicyNet, extract_policy
-from slimrl.io import atomic_dir, sha256_file
+from slimrl.io import atomic_dir, check_output_dir, sha256_file
 from slimrl.runs import ENV_ID, NormStats, Run, norm_stats
 from slimrl.scenario import Scenario, load_scenario
 
 DEFAULT_PARITY_N = 100_000
+#: the output kind of a bundle folder (:func:`slimrl.io.atomic_dir`)
+BUNDLE_KIND = "bundle"
 
 
 # -- observations for the parity check ----------------------------------------------------------
@@ -123,20 +125,24 @@ def export_model(
     seed: int = 0,
     source: dict[str, Any] | None = None,
     min_agreement: float = 0.999,
+    protect: Sequence[str | os.PathLike] = (),
 ) -> dict[str, Any]:
     """Write the bundle for ``model`` into ``out_dir``; return the manifest.
 
     ``env`` is the (single) environment the run was trained on: parity observations are drawn
     from it and its spaces must match the model's. ``action_table`` (flat index -> (k, bits))
     and ``observation`` (an ``ObservationBuilder.spec()``) default to what ``env`` exposes.
+    ``out_dir`` replaces only a bundle slimrl wrote there and may neither be nor contain any
+    of ``protect`` (the inputs).
     """
+    check_output_dir(out_dir, kind=BUNDLE_KIND, protect=protect)
     net = extract_policy(model)
     _check_spaces(model, env)
     stats = norm_stats(vecnormalize, net.obs_dim)
     if expect_normalize and stats is None:
         raise BundleError(
             "the run's config says it normalised observations (normalize: true) but no "
-            "VecNormalize statistics (vecnormalize.pkl) were found; cannot reproduce its inputs"
+            "VecNormalize statistics (vecnormalize.npz) were found; cannot reproduce its inputs"
         )
     table = action_table if action_table is not None else _env_action_table(env)
     if len(table) != int(np.prod(net.nvec)):
@@ -177,7 +183,7 @@ def export_model(
         "versions": versions(),
         "source": source or {},
     }
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, kind=BUNDLE_KIND, protect=protect) as tmp:
         _write_arrays(tmp, net, stats)
         manifest["files"] = {name: sha256_file(tmp / name) for name in (ONNX_FILE, NPZ_FILE)}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
@@ -257,10 +263,13 @@ def export_run(
 
     The bundle's scenario is the one the run was trained on (its saved ``scenario.yml``, with a
     warning when the named scenario file changed since), unless ``scenario`` names another;
-    ``overrides`` apply on top.
+    ``overrides`` apply on top. ``out_dir`` is checked first (a bundle slimrl wrote, or a new
+    folder, outside the run folder), before anything is loaded.
     """
     try:
         run = Run.open(run_dir, which)
+        protect = [run.run_dir, run.model]
+        check_output_dir(out_dir, kind=BUNDLE_KIND, protect=protect)
         _check_run_config(run)
         model = run.load_agent(algo)
         vec = run.load_vecnormalize()
@@ -290,6 +299,7 @@ def export_run(
             n_parity=n_parity,
             seed=seed,
             source=source,
+            protect=protect,
         )
     finally:
         env.close()

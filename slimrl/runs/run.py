@@ -3,12 +3,15 @@
 ``Run.open(path, which)`` accepts a run folder (the final model, or ``which="best"``) or one of
 its model files (``SlimSplit-v0.zip``, ``best_model.zip``, a checkpoint), and finds the run's
 ``config.yml``, ``args.yml`` and VecNormalize statistics that belong to that model.
+
+The statistics are read from ``vecnormalize.npz`` (plain arrays, see :mod:`slimrl.runs.stats`);
+an older run's ``vecnormalize.pkl`` only when pickles are trusted (``Run.open(...,
+trust_pickle=True)`` or ``--trust-pickle``), else it is refused with a clear error.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from slimrl.errors import RunError, ScenarioDriftWarning, SlimrlError
-from slimrl.runs.algos import algo_class, canonical_algo, guess_algo
+from slimrl.runs.algos import algo_class, canonical_algo, check_model_zip, guess_algo
 from slimrl.runs.layout import (
     ARGS_FILE,
     BEST_MODEL_FILE,
@@ -25,9 +28,13 @@ from slimrl.runs.layout import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
     ENV_ID,
+    LEGACY_VECNORMALIZE_FILE,
     SCENARIO_FILE,
     VECNORMALIZE_FILE,
+    checkpoint_stats,
+    checkpoint_steps,
 )
+from slimrl.runs.stats import load_vecnormalize, trust_pickle_default
 from slimrl.runs.zoo_yaml import parse_maybe_literal, read_zoo_yaml
 from slimrl.scenario import Scenario, changed_fields, load_scenario, scenario_digest
 
@@ -52,16 +59,26 @@ class Run:
     config: dict[str, Any] = field(default_factory=dict)
     args: dict[str, Any] = field(default_factory=dict)
     params_dir: Path | None = None
+    #: read a pickled ``vecnormalize.pkl`` of an older run (None: the process-wide switch)
+    trust_pickle: bool | None = None
 
     # -- finding ---------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | os.PathLike, which: str = "final") -> Run:
+    def open(
+        cls, path: str | os.PathLike, which: str = "final", trust_pickle: bool | None = None
+    ) -> Run:
         """The run at ``path`` (a folder or one of its model ``.zip`` files).
 
         ``which`` picks the model of a folder: ``"final"`` (``SlimSplit-v0.zip``, else
-        ``best_model.zip``) or ``"best"``.
+        ``best_model.zip``) or ``"best"``. ``trust_pickle``: read an older run's pickled
+        statistics (None: as :func:`slimrl.runs.stats.set_trust_pickle` says, off by default).
         """
-        path = Path(path)
+        run = cls._open(Path(path), which)
+        run.trust_pickle = trust_pickle
+        return run
+
+    @classmethod
+    def _open(cls, path: Path, which: str) -> Run:
         if path.is_file() and path.suffix == ".zip":
             return cls._of_model(path)
         if not path.is_dir():
@@ -110,15 +127,16 @@ class Run:
         return run
 
     def _stats_for(self, model: Path, checkpoint: bool) -> Path | None:
-        """The VecNormalize statistics saved with ``model``."""
-        if checkpoint:  # rl_model_<n>_steps.zip -> rl_model_vecnormalize_<n>_steps.pkl
-            steps = model.stem.removeprefix(f"{CHECKPOINT_PREFIX}_")
-            cand = model.parent / f"{CHECKPOINT_PREFIX}_vecnormalize_{steps}.pkl"
-        elif self.params_dir is not None:
-            cand = self.params_dir / VECNORMALIZE_FILE
+        """The VecNormalize statistics saved with ``model`` (``.npz``, else an old ``.pkl``)."""
+        if checkpoint:  # rl_model_<n>_steps.zip -> rl_model_vecnormalize_<n>_steps.npz
+            steps = checkpoint_steps(model.name)
+            if steps is None:
+                return None
+            cands = [model.parent / checkpoint_stats(steps, legacy) for legacy in (False, True)]
         else:
-            cand = model.parent / VECNORMALIZE_FILE
-        return cand if cand.is_file() else None
+            folder = self.params_dir if self.params_dir is not None else model.parent
+            cands = [folder / VECNORMALIZE_FILE, folder / LEGACY_VECNORMALIZE_FILE]
+        return next((c for c in cands if c.is_file()), None)
 
     # -- what it says ----------------------------------------------------------------------------
     @property
@@ -158,6 +176,7 @@ class Run:
             "clip_range": lambda _: 0.0,
             "exploration_schedule": lambda _: 0.0,
         }
+        check_model_zip(self.model)
         try:
             return algo_class(name).load(self.model, env=env, device="cpu", custom_objects=custom)
         except Exception as exc:
@@ -176,7 +195,8 @@ class Run:
                 f"{CONFIG_FILE}) but has no VecNormalize statistics ({VECNORMALIZE_FILE}) for "
                 f"{self.model.name}; cannot reproduce its inputs"
             )
-        vec = load_vecnormalize(self.vecnormalize)
+        trust = trust_pickle_default() if self.trust_pickle is None else self.trust_pickle
+        vec = load_vecnormalize(self.vecnormalize, trust_pickle=trust)
         vec.training = False
         return vec
 
@@ -223,19 +243,6 @@ class Run:
 
 def _warn(msg: str) -> None:
     warnings.warn(msg, ScenarioDriftWarning, stacklevel=3)
-
-
-def load_vecnormalize(path: str | os.PathLike) -> Any:
-    """Unpickle a ``vecnormalize.pkl`` (VecNormalize without its venv)."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            vec = pickle.load(f)  # noqa: S301 (a file of the user's own training run)
-    except Exception as exc:
-        raise RunError(f"{path}: cannot read VecNormalize statistics ({exc})") from exc
-    if not hasattr(vec, "obs_rms"):
-        raise RunError(f"{path}: not a VecNormalize pickle (no obs_rms)")
-    return vec
 
 
 def norm_stats(vec: Any, obs_dim: int, where: str = VECNORMALIZE_FILE) -> NormStats | None:

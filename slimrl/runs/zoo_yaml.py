@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from slimrl.errors import RunError
-from slimrl.validate import MAX_YAML_BYTES, short
+from slimrl.validate import read_yaml, short
 
 
 class _ZooLoader(yaml.SafeLoader):
@@ -39,16 +39,14 @@ _ZooLoader.add_multi_constructor("tag:yaml.org,2002:python/", _python_object)
 def read_zoo_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """An rl-zoo ``config.yml`` / ``args.yml`` as a plain dict ({} if the file is empty)."""
     path = Path(path)
-    try:
-        if path.stat().st_size > MAX_YAML_BYTES:
-            raise RunError(f"{path}: larger than {MAX_YAML_BYTES} bytes")
-        data = yaml.load(path.read_text(), Loader=_ZooLoader)  # noqa: S506 (safe subclass)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise RunError(f"{path}: cannot read ({exc})".replace("\n", " ")) from exc
+    data = read_yaml(path, RunError, str(path), loader=_ZooLoader)  # bounded, safe subclass
     if data is None:
         return {}
     if isinstance(data, list):  # an OrderedDict dumped without its tag
-        data = dict(data)
+        try:
+            data = dict(data)
+        except (TypeError, ValueError):
+            raise RunError(f"{path}: expected a mapping, got {short(data)}") from None
     if not isinstance(data, dict):
         raise RunError(f"{path}: expected a mapping, got {short(data)}")
     return data
@@ -68,8 +66,9 @@ def parse_maybe_literal(value: Any) -> Any:
         return value
 
 
-def dump_yaml(data: Mapping[str, Any]) -> str:
-    """YAML text of plain data (paths as strings, numpy scalars as numbers), keys sorted."""
+def dump_yaml(data: Mapping[str, Any], sort_keys: bool = True) -> str:
+    """YAML text of plain data (paths as strings, numpy scalars as numbers), keys sorted
+    unless ``sort_keys`` is False (mappings whose order means something: a scenario's)."""
 
     def plain(v: Any) -> Any:
         if isinstance(v, Mapping):
@@ -82,4 +81,4 @@ def dump_yaml(data: Mapping[str, Any]) -> str:
             return v.item()
         return v
 
-    return yaml.safe_dump(plain(dict(data)), sort_keys=True, default_flow_style=False)
+    return yaml.safe_dump(plain(dict(data)), sort_keys=sort_keys, default_flow_style=False)

@@ -20,6 +20,7 @@ from slimrl.errors import ProfileError, ScenarioError
 from slimrl.paths import portable, resolve_path
 from slimrl.profiles import DeviceProfile, ModelProfile
 from slimrl.scenario.samples import SampleFile, read_samples
+from slimrl.traces.limits import MIN_RESOLUTION_MS
 from slimrl.validate import (
     Boolean,
     Custom,
@@ -40,6 +41,14 @@ Z90 = 1.2815515655446004
 MAX_EPISODE_S = 86_400.0
 #: most backlog slots an edge-load bank may hold (realisations x duration / resolution)
 MAX_LOAD_SLOTS = 50_000_000
+#: most states of the edge-load chain
+MAX_LOAD_STATES = 64
+#: most other-tenant requests a bank may expect (realisations x duration x highest rate)
+MAX_LOAD_ARRIVALS = 10_000_000
+#: most state switches a bank may expect (realisations x duration / shortest dwell)
+MAX_LOAD_SWITCHES = 1_000_000
+#: longest job or service time (ms): an hour
+MAX_JOB_MS = 3_600_000.0
 
 
 def lognormal_params(median_ms: float, p90_ms: float) -> tuple[float, float]:
@@ -117,7 +126,7 @@ class TracesConfig:
     sample: str = spec("dataset", String(("dataset", "file")))
     fractions: tuple[float, float, float] = spec((0.7, 0.15, 0.15), Custom(_fractions))
     scale: float = spec(1.0, Number(gt=0))
-    resolution_ms: float = spec(100.0, Number(ge=1))
+    resolution_ms: float = spec(100.0, Number(ge=MIN_RESOLUTION_MS))
     column: str = spec("DL_bitrate", String())
 
     @classmethod
@@ -255,8 +264,8 @@ class ServiceConfig:
     """Edge decoder/tail time: lognormal from median and p90, per mode from the model profile,
     or measured ``samples`` (per mode with ``k``/``bits`` columns, else pooled)."""
 
-    median_ms: float | None = spec(None, Number(gt=0))
-    p90_ms: float | None = spec(None, Number(gt=0))
+    median_ms: float | None = spec(None, Number(gt=0, le=MAX_JOB_MS))
+    p90_ms: float | None = spec(None, Number(gt=0, le=MAX_JOB_MS))
     from_model: str | None = spec(None, String())
     p90_over_median: float | None = spec(None, Number(ge=1))
     samples: SamplesConfig | None = spec(None, Custom(_samples))
@@ -316,6 +325,8 @@ def _states(value: Any, path: str, f: Fields) -> tuple[LoadState, ...]:
             "expected a mapping name -> {rate_per_s, dwell_s} with at least one state, "
             f"got {short(value)}",
         )
+    if len(value) > MAX_LOAD_STATES:
+        raise f.error(path, f"{len(value)} states; at most {MAX_LOAD_STATES}")
     out = []
     for name, body in value.items():
         st = f.build(_StateFields, body, f"{path}.{name}")
@@ -327,8 +338,8 @@ def _states(value: Any, path: str, f: Fields) -> tuple[LoadState, ...]:
 class JobSize:
     """Lognormal work (ms) each request of another tenant brings."""
 
-    median_ms: float = spec(check=Number(gt=0))
-    p90_ms: float = spec(check=Number(gt=0))
+    median_ms: float = spec(check=Number(gt=0, le=MAX_JOB_MS))
+    p90_ms: float = spec(check=Number(gt=0, le=MAX_JOB_MS))
 
     @classmethod
     def validated(cls, obj: JobSize, f: Fields, path: str) -> JobSize:
@@ -343,8 +354,8 @@ class EdgeLoadSpec:
     states: tuple[LoadState, ...] = spec(check=Custom(_states))
     job: JobSize | None = spec(None, Nested(JobSize))
     realisations: int = spec(16, Number(ge=1, le=1024, integer=True))
-    duration_s: float = spec(600.0, Number(gt=0))
-    resolution_ms: float = spec(10.0, Number(gt=0))
+    duration_s: float = spec(600.0, Number(gt=0, le=MAX_EPISODE_S))
+    resolution_ms: float = spec(10.0, Number(ge=MIN_RESOLUTION_MS))
     seed: int = spec(0, Number(ge=0, integer=True))
 
     @classmethod
@@ -355,6 +366,22 @@ class EdgeLoadSpec:
                 "realisations x duration_s / resolution_ms is too large "
                 f"(> {MAX_LOAD_SLOTS // 1_000_000} million slots)",
             )
+        for st in obj.states:
+            where = f"{path}.states.{st.name}"
+            if st.dwell_s * 1000.0 < obj.resolution_ms:
+                f.number(st.dwell_s, f"{where}.dwell_s", ge=obj.resolution_ms / 1000.0)
+            if obj.realisations * obj.duration_s / st.dwell_s > MAX_LOAD_SWITCHES:
+                raise f.error(
+                    f"{where}.dwell_s",
+                    f"realisations x duration_s / dwell_s expects more than {MAX_LOAD_SWITCHES:,} "
+                    f"state switches; expected a longer dwell, got {short(st.dwell_s)}",
+                )
+            if obj.realisations * obj.duration_s * st.rate_per_s > MAX_LOAD_ARRIVALS:
+                raise f.error(
+                    f"{where}.rate_per_s",
+                    f"realisations x duration_s x rate_per_s expects more than "
+                    f"{MAX_LOAD_ARRIVALS:,} requests; got {short(st.rate_per_s)}",
+                )
         return obj
 
     @property

@@ -12,7 +12,9 @@ A file (``agents/<algo>.yml``) maps an env id to its hyperparameters::
       env_kwargs: {action_space: flat}
 
 Python-valued strings (``policy_kwargs``, ``normalize``) are read with a small safe evaluator
-(``dict(...)``, literals and ``nn.<Class>``), never with ``eval``.
+(``dict(...)``, literals and ``nn.<Class>``), never with ``eval``. Every numeric value is checked
+against :data:`BOUNDS` (finite, in range) before anything is built, each error naming the file
+and the key.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import contextlib
 import copy
 import importlib
 import inspect
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -43,6 +46,88 @@ UNSUPPORTED = {"frame_stack", "env_wrapper", "vec_env_wrapper", "callback", "noi
 RESERVED = {"env", "seed", "verbose", "device", "tensorboard_log", "_init_setup_model"}
 SCHEDULE_KEYS = ("learning_rate", "clip_range", "clip_range_vf")
 ENV_KWARGS = {"scenario", "trace_dir", "overrides", "action_space"}
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The values a numeric hyperparameter may take (ends inclusive unless ``gt``)."""
+
+    lo: float | None = None
+    hi: float | None = None
+    gt: bool = False  # lo excluded
+    integer: bool = False
+    none_ok: bool = False
+    extra: tuple[float, ...] = ()  # values allowed besides the range (gradient_steps: -1)
+
+    def text(self) -> str:
+        kind = "an integer" if self.integer else "a number"
+        parts = []
+        if self.lo is not None:
+            parts.append(f"{'>' if self.gt else '>='} {self.lo:g}")
+        if self.hi is not None:
+            parts.append(f"<= {self.hi:g}")
+        out = f"{kind} {' and '.join(parts)}".strip()
+        if self.extra:
+            out += " (or " + ", ".join(f"{x:g}" for x in self.extra) + ")"
+        return out + (" or null" if self.none_ok else "")
+
+    def ok(self, value: Any) -> bool:
+        if value is None:
+            return self.none_ok
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if not math.isfinite(value) or (self.integer and not float(value).is_integer()):
+            return False
+        if value in self.extra:
+            return True
+        if self.lo is not None and (value <= self.lo if self.gt else value < self.lo):
+            return False
+        return self.hi is None or value <= self.hi
+
+
+#: most environment steps held in memory at once (rollout buffer, replay buffer)
+MAX_BUFFER_STEPS = 10_000_000
+#: numeric hyperparameters: their allowed values (schedules: the initial value)
+BOUNDS: dict[str, Bound] = {
+    "n_timesteps": Bound(1, 1e12, integer=True),
+    "n_envs": Bound(1, 1024, integer=True),
+    "gamma": Bound(0, 1),
+    "gae_lambda": Bound(0, 1),
+    "learning_rate": Bound(0, 10, gt=True),
+    "clip_range": Bound(0, 10, gt=True),
+    "clip_range_vf": Bound(0, 10, gt=True, none_ok=True),
+    "n_steps": Bound(1, MAX_BUFFER_STEPS, integer=True),
+    "batch_size": Bound(1, MAX_BUFFER_STEPS, integer=True),
+    "n_epochs": Bound(1, 10_000, integer=True),
+    "ent_coef": Bound(0, 1e3),
+    "vf_coef": Bound(0, 1e3),
+    "max_grad_norm": Bound(0, 1e6, gt=True),
+    "target_kl": Bound(0, 1e3, gt=True, none_ok=True),
+    "rms_prop_eps": Bound(0, 1, gt=True),
+    "buffer_size": Bound(1, MAX_BUFFER_STEPS, integer=True),
+    "learning_starts": Bound(0, 1e12, integer=True),
+    "tau": Bound(0, 1),
+    "train_freq": Bound(1, 1e9, integer=True),
+    "gradient_steps": Bound(1, 1e6, integer=True, extra=(-1,)),
+    "target_update_interval": Bound(1, 1e12, integer=True),
+    "exploration_fraction": Bound(0, 1),
+    "exploration_initial_eps": Bound(0, 1),
+    "exploration_final_eps": Bound(0, 1),
+    "sde_sample_freq": Bound(-1, 1e9, integer=True),
+    "stats_window_size": Bound(1, 1e6, integer=True),
+}
+#: widest hidden layer and most hidden layers of ``policy_kwargs: net_arch``
+MAX_LAYER_WIDTH = 8192
+MAX_LAYERS = 32
+#: most weights between hidden layers of one network (pi, vf or qf)
+MAX_HIDDEN_WEIGHTS = 20_000_000
+#: VecNormalize arguments (``normalize: dict(...)``)
+NORMALIZE_BOUNDS: dict[str, Bound] = {
+    "clip_obs": Bound(0, 1e6, gt=True),
+    "clip_reward": Bound(0, 1e6, gt=True),
+    "gamma": Bound(0, 1),
+    "epsilon": Bound(0, 1, gt=True),
+}
 
 
 @dataclass
@@ -106,15 +191,29 @@ def load_hyperparams(
     else:
         raw, where = read_hyperparams(algo, conf_file)
     raw.update(updates or {})
-    return preprocess(raw, algo, where)
+    return preprocess(raw, algo, where, overridden=set(updates or ()))
 
 
-def preprocess(raw: dict[str, Any], algo: str, where: str = "hyperparameters") -> Hyperparams:
-    """Validate ``raw`` for ``algo`` and build the constructor arguments (Zoo semantics)."""
+def preprocess(
+    raw: dict[str, Any],
+    algo: str,
+    where: str = "hyperparameters",
+    overridden: set[str] | frozenset[str] = frozenset(),
+) -> Hyperparams:
+    """Validate ``raw`` for ``algo`` and build the constructor arguments (Zoo semantics).
+
+    ``overridden``: keys that came from ``-params`` (their errors say so).
+    """
     algo = canonical_algo(algo)
     cls = algo_class(algo)
+    if not isinstance(raw, Mapping):
+        raise HyperparamsError(f"{where}: expected a mapping of hyperparameters, got {short(raw)}")
     hp = copy.deepcopy(dict(raw))
     params = _constructor_params(cls)
+    for key in hp:
+        if not isinstance(key, str):
+            raise HyperparamsError(f"{where}: {short(key)}: expected a hyperparameter name")
+    check_bounds(hp, where, overridden)
 
     for key in hp:
         if key in UNSUPPORTED or key == "noise_std":
@@ -137,6 +236,8 @@ def preprocess(raw: dict[str, Any], algo: str, where: str = "hyperparameters") -
     hp.pop("monitor_kwargs", None)
 
     normalize = _normalize(hp.pop("normalize", False), f"{where}: normalize")
+    for key, value in (normalize or {}).items():
+        _check_bound(NORMALIZE_BOUNDS.get(key), value, f"{where}: normalize.{key}")
     if normalize is not None and "gamma" in hp:
         normalize.setdefault("gamma", hp["gamma"])
 
@@ -171,6 +272,8 @@ def preprocess(raw: dict[str, Any], algo: str, where: str = "hyperparameters") -
         hp["policy_kwargs"] = parse_python_kwargs(hp["policy_kwargs"], f"{where}: policy_kwargs")
     if "policy_kwargs" in hp and not isinstance(hp["policy_kwargs"], dict):
         raise HyperparamsError(f"{where}: policy_kwargs: expected a mapping or a dict(...) string")
+    if "net_arch" in hp.get("policy_kwargs", {}):
+        _check_net_arch(hp["policy_kwargs"]["net_arch"], f"{where}: policy_kwargs.net_arch")
     if isinstance(hp.get("train_freq"), list):
         hp["train_freq"] = tuple(hp["train_freq"])
     for key in SCHEDULE_KEYS:
@@ -191,13 +294,112 @@ def preprocess(raw: dict[str, Any], algo: str, where: str = "hyperparameters") -
     )
 
 
+def check_bounds(hp: Mapping[str, Any], where: str, overridden: set[str] | frozenset = ()) -> None:
+    """Raise :class:`HyperparamsError` (naming ``where`` and the key) for a value outside
+    :data:`BOUNDS`; strings that are numbers (``1e-5``) and ``lin_<x>`` schedules included."""
+    for key, value in hp.items():
+        bound = BOUNDS.get(key)
+        if bound is None:
+            continue
+        label = f"{where}: {key}" + (" (-params)" if key in overridden else "")
+        if key in SCHEDULE_KEYS and isinstance(value, str):
+            if not value.startswith("lin_") and isinstance(_number(value), str):
+                continue  # not a schedule at all: _schedule says what is expected
+            value = value.removeprefix("lin_")
+        if key == "train_freq" and isinstance(value, list | tuple) and len(value) == 2:
+            if value[1] not in ("step", "episode"):
+                raise HyperparamsError(
+                    f"{label}: expected N or [N, step|episode], got {short(value)}"
+                )
+            value = value[0]
+        _check_bound(bound, value, label)
+    n_steps, n_envs = hp.get("n_steps"), hp.get("n_envs", 1)
+    if (
+        BOUNDS["n_steps"].ok(_number(n_steps))
+        and BOUNDS["n_envs"].ok(_number(n_envs))
+        and _number(n_steps) * _number(n_envs) > MAX_BUFFER_STEPS
+    ):
+        raise HyperparamsError(
+            f"{where}: n_steps x n_envs = {_number(n_steps) * _number(n_envs):g}: a rollout "
+            f"of more than {MAX_BUFFER_STEPS:,} steps does not fit in memory"
+        )
+
+
+def check_run_size(hp: Hyperparams, n_envs: int, n_timesteps: int) -> None:
+    """Raise :class:`HyperparamsError` when the run's env count, step count or rollout (with
+    ``--n-envs`` / ``-n`` applied) is outside :data:`BOUNDS`."""
+    _check_bound(BOUNDS["n_envs"], n_envs, f"{hp.source}: n_envs (or --n-envs)")
+    _check_bound(BOUNDS["n_timesteps"], n_timesteps, f"{hp.source}: n_timesteps (or -n)")
+    n_steps = hp.model_kwargs.get("n_steps", 0)
+    if isinstance(n_steps, int) and n_steps * n_envs > MAX_BUFFER_STEPS:
+        raise HyperparamsError(
+            f"{hp.source}: n_steps x n_envs = {n_steps} x {n_envs}: a rollout of more than "
+            f"{MAX_BUFFER_STEPS:,} steps does not fit in memory"
+        )
+
+
+def _check_bound(bound: Bound | None, value: Any, label: str) -> None:
+    if bound is None:
+        return
+    number = _number(value)
+    if not bound.ok(number):
+        raise HyperparamsError(f"{label}: expected {bound.text()}, got {short(value)}")
+
+
+def _number(value: Any) -> Any:
+    """A number written as a string (``"1e-5"``: PyYAML reads it as a string) as a float."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 def parse_python_kwargs(text: str, where: str = "value") -> Any:
     """Safely evaluate a Zoo Python-valued string: literals, ``dict(...)``, ``nn.ReLU`` etc."""
+    if len(text) > MAX_EXPRESSION_CHARS:
+        raise HyperparamsError(f"{where}: longer than {MAX_EXPRESSION_CHARS} characters")
     try:
         tree = ast.parse(text.strip(), mode="eval").body
+        return _eval_node(tree, where, text)
     except SyntaxError as exc:
         raise HyperparamsError(f"{where}: cannot parse {short(text)} ({exc.msg})") from None
-    return _eval_node(tree, where, text)
+    except (RecursionError, MemoryError):
+        raise HyperparamsError(f"{where}: nested too deeply in {short(text)}") from None
+
+
+def _check_net_arch(arch: Any, where: str) -> None:
+    """``[64, 64]`` or ``dict(pi=[...], vf=[...])`` (``qf`` for DQN) of bounded widths."""
+    layers = arch if isinstance(arch, list | tuple) else None
+    if isinstance(arch, dict):
+        if not arch or any(k not in ("pi", "vf", "qf") for k in arch):
+            raise HyperparamsError(f"{where}: expected a list or dict(pi=[...], vf=[...])")
+        for key, value in arch.items():
+            _check_net_arch(value, f"{where}.{key}")
+        return
+    if layers is None or len(layers) > MAX_LAYERS:
+        raise HyperparamsError(
+            f"{where}: expected a list of at most {MAX_LAYERS} layer widths, got {short(arch)}"
+        )
+    weights = sum(
+        a * b
+        for a, b in zip(layers[:-1], layers[1:], strict=False)
+        if isinstance(a, int) and isinstance(b, int)
+    )
+    if weights > MAX_HIDDEN_WEIGHTS:
+        raise HyperparamsError(
+            f"{where}: {weights:,} weights between hidden layers; at most {MAX_HIDDEN_WEIGHTS:,}"
+        )
+    for i, width in enumerate(layers):
+        if (
+            isinstance(width, bool)
+            or not isinstance(width, int)
+            or not 1 <= width <= MAX_LAYER_WIDTH
+        ):
+            raise HyperparamsError(
+                f"{where}[{i}]: expected an integer from 1 to {MAX_LAYER_WIDTH}, got {short(width)}"
+            )
 
 
 def linear_schedule(initial_value: float):
@@ -305,6 +507,8 @@ def _coerce(key: str, value: Any, default: Any, where: str) -> Any:
 
 
 _MODULES = {"nn": "torch.nn", "th": "torch", "torch": "torch"}
+#: longest Python-valued string read (``policy_kwargs``, ``normalize``)
+MAX_EXPRESSION_CHARS = 10_000
 
 
 def _eval_node(node: ast.AST, where: str, text: str) -> Any:
@@ -327,8 +531,8 @@ def _eval_node(node: ast.AST, where: str, text: str) -> Any:
             for k, v in zip(node.keys, node.values, strict=True)
         }
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict":
-        if node.args:
-            raise bad("positional arguments to dict()")
+        if node.args or any(kw.arg is None for kw in node.keywords):
+            raise bad("positional or ** arguments to dict()")
         return {kw.arg: _eval_node(kw.value, where, text) for kw in node.keywords}
     if isinstance(node, ast.Attribute):
         parts = []

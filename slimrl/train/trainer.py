@@ -6,7 +6,9 @@ The scenario stays visible in ``args.yml`` / ``scenario.yml`` and in the run's n
 (``<algo>_<scenario>_<N>``: TensorBoard's run folder and a comment in ``command.txt``). Episodes
 of the training envs go to ``0.monitor.csv`` (SB3 ``Monitor`` format; a resumed session adds
 ``1.monitor.csv``, ...). Everything that can be wrong with the scenario or the hyperparameters is
-checked (envs and model built) before the run folder is created.
+checked (envs and model built) before the run folder is created; the folder is then created
+exclusively and locked while training writes it. Checkpoints are taken between rollouts with
+the training state, so ``--resume`` continues bit for bit (:mod:`slimrl.runs.checkpoint`).
 """
 
 from __future__ import annotations
@@ -25,29 +27,25 @@ from slimrl.errors import HyperparamsError, RunError, SlimrlError
 from slimrl.evaluate import print_summary, run_evaluation
 from slimrl.paths import ENVS_DIR, resolve_scenario
 from slimrl.runs import ENV_ID, algo_class, canonical_algo, next_run_dir
+from slimrl.runs.checkpoint import CheckpointCallback, SaveVecNormalizeCallback
 from slimrl.runs.layout import (
     ARGS_FILE,
-    CHECKPOINT_PREFIX,
-    CHECKPOINTS_DIR,
     CONFIG_FILE,
     EVALUATIONS_FILE,
     MODEL_FILE,
     PARAMS_DIR,
     VECNORMALIZE_FILE,
 )
+from slimrl.runs.lock import RunLock, create_run_dir, lock_run_dir
 from slimrl.runs.reference import reference_dir
-from slimrl.runs.write import append_wall_time, latest_checkpoint, save_model, write_run_files
+from slimrl.runs.resume import load_for_resume
+from slimrl.runs.write import append_wall_time, save_model, write_run_files
 from slimrl.runs.zoo_yaml import read_zoo_yaml
 from slimrl.scenario import Scenario, load_scenario, parse_set_args, scenario_digest
-from slimrl.train.callbacks import (
-    InfoMetricsCallback,
-    SaveVecNormalizeCallback,
-    ValidationCallback,
-    log_hparams,
-)
+from slimrl.train.callbacks import InfoMetricsCallback, ValidationCallback, log_hparams
 from slimrl.train.card import save_reference_with_card
 from slimrl.train.config import MAX_EVAL_ENVS, VAL_SEED, TrainConfig, command_line
-from slimrl.train.hyperparams import Hyperparams, load_hyperparams
+from slimrl.train.hyperparams import Hyperparams, check_run_size, load_hyperparams
 from slimrl.train.vec_env import (
     attach_monitor_file,
     make_vec_env,
@@ -77,6 +75,9 @@ class Prepared:
     model: Any
     run_dir: Path
     resumed_from: Path | None = None
+    resume_state: Any = None  # its training state (slimrl.runs.state.TrainState)
+    #: the run folder's lock (held from prepare for --resume, from run for a new run)
+    lock: RunLock | None = None
 
 
 # -- public API -----------------------------------------------------------------------------------
@@ -88,11 +89,26 @@ def train(cfg: TrainConfig, echo: Callable[[str], None] = print) -> Path:
         cfg.command = command_line(cfg)
     if cfg.resume:
         cfg = resume_config(cfg)
-    return run(prepare(cfg, echo), echo)
+    p = prepare(cfg, echo)
+    try:
+        return run(p, echo)
+    finally:
+        if p.lock is not None:
+            p.lock.release()
 
 
 def prepare(cfg: TrainConfig, echo: Callable[[str], None] = print) -> Prepared:
     """Validate the scenario and hyperparameters, build the envs and the model (no folder yet)."""
+    lock = lock_run_dir(cfg.resume) if cfg.resume else None  # refuse a run still training
+    try:
+        return _prepare(cfg, lock)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+
+
+def _prepare(cfg: TrainConfig, lock: RunLock | None) -> Prepared:
     set_threads(cfg.num_threads)
     algo = canonical_algo(cfg.algo)
     if cfg.resume:
@@ -117,6 +133,7 @@ def prepare(cfg: TrainConfig, echo: Callable[[str], None] = print) -> Prepared:
 
     n_timesteps = cfg.n_timesteps if cfg.n_timesteps > 0 else hp.n_timesteps
     n_envs = cfg.n_envs if cfg.n_envs > 0 else hp.n_envs
+    check_run_size(hp, n_envs, n_timesteps)
     run_dir = Path(cfg.resume) if cfg.resume else next_run_dir(cfg.log_folder, algo, ENV_ID)
 
     env = make_vec_env(scenario, "train", n_envs, cfg.seed, make_kwargs)
@@ -125,14 +142,18 @@ def prepare(cfg: TrainConfig, echo: Callable[[str], None] = print) -> Prepared:
         eval_env = make_vec_env(scenario, "val", n_eval, VAL_SEED, make_kwargs)
     except SlimrlError as exc:
         raise type(exc)(f"validation split: {exc}") from None
-    resumed_from = None
+    resumed_from = resume_state = None
     if cfg.resume:
-        ckpt, stats = latest_checkpoint(run_dir)
-        env = wrap_normalize(env, hp.normalize, stats_path=stats)
-        eval_env = wrap_normalize(eval_env, hp.normalize, eval_env=True, stats_path=stats)
-        model = algo_class(algo).load(str(ckpt), env=env, device=cfg.device)
-        env.seed(cfg.seed + model.num_timesteps)
-        resumed_from = ckpt
+        env = wrap_normalize(env, hp.normalize)
+        eval_env = wrap_normalize(eval_env, hp.normalize, eval_env=True)
+        model, point = load_for_resume(
+            run_dir,
+            lambda path: algo_class(algo).load(str(path), env=env, device=cfg.device),
+            eval_env,
+            normalize=hp.normalize is not None,
+            reseed=lambda m: env.seed(cfg.seed + m.num_timesteps),  # older runs: no saved state
+        )
+        resumed_from, resume_state = point.model, point.train_state
     else:
         env = wrap_normalize(env, hp.normalize)
         eval_env = wrap_normalize(eval_env, hp.normalize, eval_env=True)
@@ -151,6 +172,8 @@ def prepare(cfg: TrainConfig, echo: Callable[[str], None] = print) -> Prepared:
         model,
         run_dir,
         resumed_from,
+        resume_state,
+        lock,
     )
 
 
@@ -166,8 +189,10 @@ def build_model(hp: Hyperparams, env: Any, seed: int, device: str = "cpu") -> An
 
 def run(p: Prepared, echo: Callable[[str], None] = print) -> Path:
     """Train a prepared run, save it, evaluate it on the validation split."""
-    from stable_baselines3.common.callbacks import CheckpointCallback, ProgressBarCallback
+    from stable_baselines3.common.callbacks import ProgressBarCallback
 
+    if p.lock is None:  # a new run: its folder, created exclusively (next N if taken), locked
+        p.run_dir, p.lock = create_run_dir(p.run_dir)
     cfg, model, run_dir = p.cfg, p.model, p.run_dir
     params_dir = run_dir / PARAMS_DIR
     write_files(p)
@@ -179,15 +204,9 @@ def run(p: Prepared, echo: Callable[[str], None] = print) -> Path:
     if cfg.progress:
         callbacks.append(ProgressBarCallback())
     callbacks.append(InfoMetricsCallback(min_frames=max(2000, 2 * p.n_envs)))
-    if cfg.save_freq > 0:
-        callbacks.append(
-            CheckpointCallback(
-                save_freq=max(cfg.save_freq // p.n_envs, 1),
-                save_path=str(run_dir / CHECKPOINTS_DIR),
-                name_prefix=CHECKPOINT_PREFIX,
-                save_vecnormalize=True,
-            )
-        )
+    # checkpoints between rollouts (cfg.save_freq <= 0: none); keeps the rollout start for Ctrl-C
+    checkpoints = CheckpointCallback(run_dir, cfg.save_freq, p.resume_state)
+    callbacks.append(checkpoints)
     validation = None
     if cfg.eval_freq > 0:
         validation = ValidationCallback(
@@ -209,6 +228,8 @@ def run(p: Prepared, echo: Callable[[str], None] = print) -> Path:
 
     remaining = p.n_timesteps - (model.num_timesteps if p.resumed_from else 0)
     if p.resumed_from is not None:
+        for cb in callbacks:  # step-count cadences continue where the run stopped
+            cb.n_calls = model.num_timesteps // p.n_envs
         echo(f"Resuming {run_dir} from {p.resumed_from.name} at {model.num_timesteps:,} steps")
     echo(
         f"Training {type(model).__name__} on {p.scenario_label} ({p.n_envs} envs, "
@@ -226,18 +247,19 @@ def run(p: Prepared, echo: Callable[[str], None] = print) -> Path:
             )
     except KeyboardInterrupt:
         interrupted = True
+        checkpoints.rollback()  # back to the start of the rollout in progress: resumable exactly
         for cb in callbacks:
             if isinstance(cb, ProgressBarCallback) and hasattr(cb, "pbar"):
                 cb.pbar.close()
     wall = time.perf_counter() - t0
-    save_model(model, run_dir, checkpoint=interrupted)
+    save_model(model, run_dir, checkpoint=interrupted, state=checkpoints.pending_state())
     append_wall_time(run_dir, wall, model.num_timesteps)
     p.env.close()
     if interrupted:
         write_hparams(p, validation)
         echo(
-            f"Interrupted at {model.num_timesteps:,} steps; saved. Continue with: "
-            f"slimrl train --resume {run_dir}"
+            f"Interrupted; saved the state at {model.num_timesteps:,} steps (the last rollout "
+            f"boundary). Continue with: slimrl train --resume {run_dir}"
         )
         raise KeyboardInterrupt
     echo(f"Saved {run_dir / MODEL_FILE} ({model.num_timesteps:,} steps, {wall:.0f} s)")
