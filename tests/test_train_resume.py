@@ -227,14 +227,14 @@ def test_two_runs_started_together_get_their_own_folders(tmp_path):
                            command=["slimrl", "train"])  # fmt: skip
 
     first, second = prepare(cfg(), echo=lambda _: None), prepare(cfg(), echo=lambda _: None)
-    assert first.run_dir == second.run_dir  # both chose default_1
+    assert first.run_dir == second.run_dir  # both chose SlimSplit-v0_1
     try:
         a, b = run(first, echo=lambda _: None), run(second, echo=lambda _: None)
     finally:
         for p in (first, second):
             if p.lock is not None:
                 p.lock.release()
-    assert a != b and {a.name, b.name} == {"default_1", "default_2"}
+    assert a != b and {a.name, b.name} == {"SlimSplit-v0_1", "SlimSplit-v0_2"}
 
 
 def test_resuming_a_run_in_use_is_refused(tmp_path, capsys):

@@ -148,6 +148,11 @@ def test_save_reference_writes_a_model_card(logs):
 
 def test_rl_zoo3_enjoy_and_plots_read_a_slimrl_run(logs, tmp_path):
     _need_zoo()
+    # the Zoo reads only vecnormalize.pkl: `slimrl runs zoo` writes it from the .npz
+    from slimrl.cli import main as slimrl_main
+
+    assert not (logs / "ppo" / f"{ENV_ID}_2" / ENV_ID / "vecnormalize.pkl").exists()
+    assert slimrl_main(["runs", "zoo", str(logs / "ppo" / f"{ENV_ID}_2")]) == 0
     # enjoy: the latest run (exp-id 0), on the validation split, one torch thread, no render
     cmd = [sys.executable, "-m", "rl_zoo3.enjoy", "--algo", "ppo", "--env", ENV_ID,
            "--gym-packages", "slimrl", "-f", str(logs), "--no-render", "-n", "400",

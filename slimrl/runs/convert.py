@@ -5,27 +5,40 @@ Opening a pickle runs whatever code it names, so slimrl reads run folders' stati
 (and ``checkpoints/rl_model_vecnormalize_<n>_steps.pkl``): converting it unpickles each file
 one last time, so do it only for runs you trust (your own)::
 
-    slimrl runs convert logs/ppo/default_3
-    python -m slimrl.runs.convert logs/ppo/default_3 --remove-pickle
+    slimrl runs convert logs/ppo/SlimSplit-v0_3
+    python -m slimrl.runs.convert logs/ppo/SlimSplit-v0_3 --remove-pickle
+
+The RL Baselines3 Zoo's ``enjoy`` reads only ``vecnormalize.pkl``: :func:`zoo_pickle` writes
+that file from the ``.npz`` (``slimrl runs zoo RUN_DIR``); writing a pickle is harmless, and the
+one the Zoo then opens is the one you made.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import re
 import sys
 from pathlib import Path
 
 from slimrl.errors import RunError, SlimrlError
+from slimrl.runs.files import write_file
 from slimrl.runs.layout import (
     CHECKPOINT_PREFIX,
     CHECKPOINTS_DIR,
     LEGACY_VECNORMALIZE_FILE,
+    PARAMS_DIR,
     VECNORMALIZE_FILE,
     checkpoint_stats,
 )
-from slimrl.runs.stats import load_vecnormalize, read_stats, save_vecnormalize, stats_arrays
+from slimrl.runs.stats import (
+    load_vecnormalize,
+    read_stats,
+    save_vecnormalize,
+    stats_arrays,
+    vecnormalize_from_arrays,
+)
 
 
 def legacy_files(run_dir: str | os.PathLike) -> list[tuple[Path, Path]]:
@@ -70,6 +83,22 @@ def convert_run(run_dir: str | os.PathLike, remove_pickle: bool = False) -> list
             read_stats(npz)  # only once its replacement reads
             pkl.unlink()
     return written
+
+
+def zoo_pickle(run_dir: str | os.PathLike) -> Path | None:
+    """Write ``<run>/SlimSplit-v0/vecnormalize.pkl`` (the Zoo's file) from its ``.npz``.
+
+    Returns the file written, or None for a run without normalisation statistics.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir}: no such run folder")
+    npz = run_dir / PARAMS_DIR / VECNORMALIZE_FILE
+    if not npz.is_file():
+        return None
+    vec = vecnormalize_from_arrays(read_stats(npz))
+    pkl = npz.with_name(LEGACY_VECNORMALIZE_FILE)
+    return write_file(pkl, lambda f: pickle.dump(vec, f))
 
 
 def main(argv: list[str] | None = None) -> int:

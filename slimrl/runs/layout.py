@@ -46,6 +46,8 @@ LOCK_FILE = ".slimrl-train.lock"
 SCENARIO_FILE = "scenario.yml"
 COMMAND_FILE = "command.txt"
 TRAIN_TIME_FILE = "train_time.yml"
+#: the model card of a run, reference or bundle folder
+CARD_FILE = "README.md"
 EVALUATIONS_FILE = "evaluations.npz"
 CHECKPOINTS_DIR = "checkpoints"
 CHECKPOINT_PREFIX = "rl_model"

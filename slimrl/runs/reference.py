@@ -38,6 +38,7 @@ from slimrl.io import (
 )
 from slimrl.paths import AGENTS_DIR
 from slimrl.runs.layout import (
+    CARD_FILE,
     ENV_ID,
     LEGACY_VECNORMALIZE_FILE,
     PARAMS_DIR,
@@ -68,6 +69,8 @@ REPLACEABLE = frozenset(
         "bundle/manifest.json",
         "bundle/policy.npz",
         "bundle/policy.onnx",
+        CARD_FILE,
+        f"bundle/{CARD_FILE}",
     }
 )
 #: args.yml entries that only make sense on the machine that trained

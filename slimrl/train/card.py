@@ -29,6 +29,7 @@ from slimrl.errors import RunError, SlimrlError
 from slimrl.io import write_text
 from slimrl.runs.layout import (
     ARGS_FILE,
+    CARD_FILE,
     COMMAND_FILE,
     CONFIG_FILE,
     ENV_ID,
@@ -38,7 +39,6 @@ from slimrl.runs.layout import (
     TRAIN_TIME_FILE,
 )
 
-CARD_FILE = "README.md"
 SUMMARY_FILE = Path("eval_val") / "summary.csv"
 BUNDLE_MANIFEST = "manifest.json"
 #: summary columns reported as model-index metrics: (column, metric type, label)
