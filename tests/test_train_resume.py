@@ -282,3 +282,19 @@ def test_a_nan_in_the_hyperparameter_file_names_file_and_key(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "mine.yml" in err and "gamma: expected a number >= 0 and <= 1, got nan" in err
     assert not (tmp_path / "logs").exists()
+
+
+def test_resumed_history_drops_validations_after_the_checkpoint(tmp_path):
+    from types import SimpleNamespace
+
+    from slimrl.train.callbacks import ValidationCallback
+
+    path = tmp_path / "evaluations.npz"
+    np.savez(path, timesteps=np.array([100, 200, 300]), results=np.array([[1.0], [5.0], [9.0]]),
+             ep_lengths=np.array([[10], [10], [10]]))  # fmt: skip
+    cb = SimpleNamespace()
+    ValidationCallback.load_history(cb, path, until=200)
+    assert cb.evaluations_timesteps == [100, 200] and cb.best_mean_reward == 5.0
+    (tmp_path / "bad.npz").write_bytes(b"not an npz")
+    with pytest.raises(RunError, match="bad.npz"):
+        ValidationCallback.load_history(cb, tmp_path / "bad.npz")

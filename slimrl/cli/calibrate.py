@@ -44,7 +44,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _base(args: argparse.Namespace, meta: dict) -> object:
-    import json
 
     from slimrl.errors import SlimrlError
 
@@ -54,7 +53,9 @@ def _base(args: argparse.Namespace, meta: dict) -> object:
         return meta["scenario"]
     bundle = meta.get("bundle")
     if bundle and (Path(bundle) / "manifest.json").is_file():
-        sc = json.loads((Path(bundle) / "manifest.json").read_text()).get("scenario")
+        from slimrl.bundle.format import read_manifest
+
+        sc = read_manifest(bundle, verify=False).get("scenario")
         if sc:
             return sc
     raise SlimrlError(

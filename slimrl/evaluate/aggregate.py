@@ -39,6 +39,7 @@ from scipy import stats
 
 from slimrl.errors import PolicyError
 from slimrl.io import atomic_dir
+from slimrl.validate import read_yaml
 
 METRICS = ("score", "reward_per_s")
 AGGREGATES = ("iqm", "mean", "median", "optimality_gap")
@@ -122,9 +123,9 @@ def default_group(policy: str) -> str:
         return policy
     for args in (p / "SlimSplit-v0" / "args.yml", p.parent / "SlimSplit-v0" / "args.yml"):
         if args.is_file():
-            import yaml
-
-            data = yaml.safe_load(args.read_text()) or {}
+            data = read_yaml(args, PolicyError) or {}
+            if not isinstance(data, dict):
+                continue
             algo, scenario = data.get("algo"), data.get("scenario")
             if algo:
                 return f"{algo}-{Path(str(scenario)).stem}" if scenario else str(algo)

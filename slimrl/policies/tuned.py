@@ -31,6 +31,7 @@ from slimrl.policies.base import BatchPolicy, ModeTable, PolicyContext, register
 from slimrl.policies.heuristics import RateThreshold
 from slimrl.policies.mpc import RobustMPC
 from slimrl.scenario import Scenario, scenario_digest
+from slimrl.validate import read_bytes
 
 FORMAT = "slimrl-tuned-heuristic"
 DEFAULT_SEARCH_EPISODES = 32
@@ -83,6 +84,10 @@ def shipped_path(name: str, heuristic: str) -> Path:
     return SHIPPED_DIR / f"{name}.{heuristic}.json"
 
 
+#: a tuned-parameters file is a few hundred bytes; anything far larger is not one
+MAX_RESULT_BYTES = 1 << 20
+
+
 def save_result(result: Mapping[str, Any], path: str | os.PathLike) -> Path:
     """Write a search result atomically; returns the path."""
     path = Path(path)
@@ -92,8 +97,8 @@ def save_result(result: Mapping[str, Any], path: str | os.PathLike) -> Path:
 
 def _read(path: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        data = json.loads(read_bytes(path, MAX_RESULT_BYTES, PolicyError).decode("utf-8"))
+    except (PolicyError, UnicodeDecodeError, ValueError, RecursionError):
         return None
     ok = isinstance(data, dict) and data.get("format") == FORMAT
     return data if ok and isinstance(data.get("chosen"), dict) else None

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from slimrl.errors import ProfileError
 from slimrl.profiles.model_profile import ModelProfile
+from slimrl.validate import read_yaml
 
 _TOP = {"name", "description", "compute", "radio"}
 _COMPUTE = {"mean_ms", "from_model", "scale", "jitter_ms", "power_w"}
@@ -93,10 +93,7 @@ class DeviceProfile:
         path = Path(path)
         if not path.is_file():
             raise ProfileError(f"{path}: device profile not found")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise ProfileError(f"{path}: cannot read device profile ({exc})") from exc
+        data = read_yaml(path, ProfileError)
         return cls.from_dict(data, where=str(path), path=path.resolve(), default_name=path.stem)
 
     @classmethod

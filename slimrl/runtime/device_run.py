@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import json
 import signal
 import threading
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from slimrl.bundle.format import read_manifest
 from slimrl.errors import BundleError, PolicyError, SlimrlError
 from slimrl.paths import AGENTS_DIR
 from slimrl.runtime.device import (
@@ -209,7 +209,7 @@ def _heuristic(name: str, cfg: DeviceRunConfig, trace: Any) -> PolicyChoice:
     if scenario is None:
         try:
             bundle = _bundle_dir(cfg.bundle)
-            scenario = json.loads((bundle / "manifest.json").read_text()).get("scenario")
+            scenario = read_manifest(bundle, verify=False).get("scenario")
         except BundleError:
             scenario = None
         if scenario is None:
@@ -238,7 +238,7 @@ def _scenario_trace_scale(cfg: DeviceRunConfig) -> float:
     if cfg.scenario is not None:
         return float(load_scenario(cfg.scenario).traces.scale)
     try:
-        manifest = json.loads((_bundle_dir(cfg.bundle) / "manifest.json").read_text())
+        manifest = read_manifest(_bundle_dir(cfg.bundle), verify=False)
     except BundleError:
         return 1.0
     return float(((manifest.get("scenario") or {}).get("traces") or {}).get("scale", 1.0))

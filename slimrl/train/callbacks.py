@@ -29,6 +29,10 @@ from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.vec_env import VecEnv, sync_envs_normalization
 
 from slimrl.env.slimsplit import FRAME_INFO_KEYS
+from slimrl.errors import RunError
+from slimrl.runs.files import save_model_file
+from slimrl.runs.layout import BEST_MODEL_FILE
+from slimrl.validate import read_npz
 
 #: numeric info terms averaged per frame (``dropped`` is one of the frame record's)
 MEAN_KEYS = (*FRAME_INFO_KEYS, "k", "bits")
@@ -217,21 +221,6 @@ class InfoMetricsCallback(BaseCallback):
             self.episodes.reset()
 
 
-class SaveVecNormalizeCallback(BaseCallback):
-    """Save the VecNormalize statistics to ``path`` (called on a new best model, as the Zoo)."""
-
-    def __init__(self, path: str | os.PathLike, verbose: int = 0) -> None:
-        super().__init__(verbose)
-        self.path = Path(path)
-
-    def _on_step(self) -> bool:
-        vec_normalize = self.model.get_vec_normalize_env()
-        if vec_normalize is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            vec_normalize.save(str(self.path))
-        return True
-
-
 class ValidationCallback(EvalCallback):
     """``EvalCallback`` on the validation split, reseeded to ``eval_seed`` before each evaluation.
 
@@ -264,15 +253,26 @@ class ValidationCallback(EvalCallback):
         _set_modes(self.stats, self.eval_env)
         self.episodes.span_s = episode_span_s(self.eval_env)
 
-    def load_history(self, npz_path: str | os.PathLike) -> None:
-        """Continue a previous run's ``evaluations.npz`` (resume): keep its best reward."""
+    def load_history(self, npz_path: str | os.PathLike, until: int | None = None) -> None:
+        """Continue a previous run's ``evaluations.npz`` (resume): keep its best reward.
+
+        ``until``: the step count resumed from; validations after it (of the run that went on
+        past its last checkpoint) are dropped, as they will be run again.
+        """
         path = Path(npz_path)
         if not path.is_file():
             return
-        with np.load(path) as data:
-            self.evaluations_timesteps = [int(t) for t in data["timesteps"]]
-            self.evaluations_results = [list(map(float, r)) for r in data["results"]]
-            self.evaluations_length = [list(map(int, r)) for r in data["ep_lengths"]]
+        data = read_npz(path, RunError, str(path))
+        try:
+            steps = [int(t) for t in data["timesteps"]]
+            results = [list(map(float, r)) for r in data["results"]]
+            lengths = [list(map(int, r)) for r in data["ep_lengths"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RunError(f"{path}: not a validation history ({exc})") from None
+        keep = [i for i, t in enumerate(steps) if until is None or t <= until]
+        self.evaluations_timesteps = [steps[i] for i in keep]
+        self.evaluations_results = [results[i] for i in keep]
+        self.evaluations_length = [lengths[i] for i in keep]
         if self.evaluations_results:
             self.best_mean_reward = max(float(np.mean(r)) for r in self.evaluations_results)
 
@@ -346,7 +346,7 @@ class ValidationCallback(EvalCallback):
         if new_best:
             self.best_mean_reward = mean_reward
             if self.best_model_save_path is not None:
-                self.model.save(os.path.join(self.best_model_save_path, "best_model"))
+                save_model_file(self.model, Path(self.best_model_save_path) / BEST_MODEL_FILE)
             if self.callback_on_new_best is not None:
                 continue_training = self.callback_on_new_best.on_step()
         if self.callback is not None:

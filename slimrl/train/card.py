@@ -25,7 +25,8 @@ from typing import Any
 
 import yaml
 
-from slimrl.errors import RunError, SlimrlError
+from slimrl.bundle.format import read_manifest
+from slimrl.errors import BundleError, RunError, SlimrlError
 from slimrl.io import write_text
 from slimrl.runs.layout import (
     ARGS_FILE,
@@ -38,6 +39,7 @@ from slimrl.runs.layout import (
     SCENARIO_FILE,
     TRAIN_TIME_FILE,
 )
+from slimrl.validate import read_yaml
 
 SUMMARY_FILE = Path("eval_val") / "summary.csv"
 BUNDLE_MANIFEST = "manifest.json"
@@ -68,10 +70,7 @@ TAGS = (
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise RunError(f"{path}: not valid YAML ({exc})") from None
+    data = read_yaml(path, RunError)
     return data if isinstance(data, dict) else {}
 
 
@@ -409,11 +408,10 @@ def bundle_card(
     the bundle's path as usage examples name it (default: as given)."""
     bundle_dir = Path(bundle_dir)
     shown = display or bundle_dir.as_posix()
-    path = bundle_dir / BUNDLE_MANIFEST
     try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise RunError(f"{path}: cannot read the bundle manifest ({exc})") from None
+        manifest = read_manifest(bundle_dir, verify=False)
+    except BundleError as exc:
+        raise RunError(f"cannot read the bundle manifest: {exc}") from None
     src = manifest.get("source") or {}
     parity = manifest.get("parity") or {}
     scenario = (manifest.get("scenario") or {}).get("name") or "?"

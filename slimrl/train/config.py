@@ -18,6 +18,7 @@ import yaml
 from slimrl.errors import HyperparamsError
 from slimrl.runs import ALGOS
 from slimrl.train.hyperparams import parse_python_kwargs
+from slimrl.validate import parse_yaml
 
 #: seed of the validation episodes (the same for every run, so runs compare on equal terms)
 VAL_SEED = 0
@@ -41,8 +42,8 @@ def parse_hyperparams_args(items: Sequence[str] | None) -> dict[str, Any]:
         if not sep or not key.strip():
             raise HyperparamsError(f"-params {item!r}: expected key:value (e.g. gamma:0.9)")
         try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
+            value = parse_yaml(raw, HyperparamsError, f"-params {key}")
+        except HyperparamsError:
             value = raw
         if isinstance(value, str) and value.startswith("dict("):
             parse_python_kwargs(value, f"-params {key}")  # validate early

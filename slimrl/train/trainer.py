@@ -223,7 +223,7 @@ def run(p: Prepared, echo: Callable[[str], None] = print) -> Path:
             verbose=0,
         )
         if p.resumed_from is not None:
-            validation.load_history(run_dir / EVALUATIONS_FILE)
+            validation.load_history(run_dir / EVALUATIONS_FILE, until=model.num_timesteps)
         callbacks.append(validation)
 
     remaining = p.n_timesteps - (model.num_timesteps if p.resumed_from else 0)

@@ -216,24 +216,16 @@ def wrap_normalize(
     env: VecEnv,
     normalize: Mapping[str, Any] | None,
     eval_env: bool = False,
-    stats_path: str | os.PathLike | None = None,
 ) -> VecEnv:
     """Wrap in ``VecNormalize`` (``normalize``: its kwargs, None for none), as the Zoo does.
 
-    ``stats_path`` loads saved statistics; an evaluation env neither updates them nor scales
-    rewards.
+    An evaluation env neither updates the statistics nor scales rewards. Saved statistics are
+    restored by :func:`slimrl.runs.stats.restore_vecnormalize` (never unpickled here).
     """
-    if stats_path is not None and os.path.isfile(stats_path):
-        env = VecNormalize.load(str(stats_path), env)
-    elif normalize is not None:
-        kwargs = dict(normalize)
-        if eval_env:
-            kwargs["training"] = False
-            kwargs["norm_reward"] = False
-        env = VecNormalize(env, **kwargs)
-    else:
+    if normalize is None:
         return env
+    kwargs = dict(normalize)
     if eval_env:
-        env.training = False
-        env.norm_reward = False
-    return env
+        kwargs["training"] = False
+        kwargs["norm_reward"] = False
+    return VecNormalize(env, **kwargs)
