@@ -92,3 +92,17 @@ def test_shipped_results_match_shipped_scenarios(name, heuristic):
     assert data["scenario_digest"] == scenario_digest(load_scenario(name)), f"stale: {cmd}"
     chosen = tuned_params(load_scenario(name), heuristic)
     assert chosen["window"] == data["chosen"]["params"]["window"]
+
+
+def test_digest_sees_the_order_of_edge_load_states(tmp_path):
+    import yaml
+
+    data = load_scenario("edge-heavy").to_dict()  # as runs save it: loads from anywhere
+    same = tmp_path / "same.yaml"
+    same.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert scenario_digest(load_scenario(same)) == scenario_digest(load_scenario("edge-heavy"))
+    states = data["edge"]["load"]["states"]
+    data["edge"]["load"]["states"] = dict(reversed(list(states.items())))  # seeds another chain
+    path = tmp_path / "edge-heavy.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert scenario_digest(load_scenario(path)) != scenario_digest(load_scenario("edge-heavy"))

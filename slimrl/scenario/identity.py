@@ -37,6 +37,10 @@ def scenario_digest(scenario: Scenario) -> str:
     cfg["device"]["profile"] = sha256_file(scenario.device.profile)
     for where, path in scenario.sample_files().items():  # measured distributions by content
         cfg.setdefault("sample_files", {})[where] = sha256_file(path)
+    load = (cfg.get("edge") or {}).get("load")
+    if isinstance(load, dict) and isinstance(load.get("states"), dict):
+        # the chain's order seeds its realisation: keep it (the dump below sorts mapping keys)
+        load["states"] = [[name, body] for name, body in load["states"].items()]
     text = json.dumps(cfg, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
