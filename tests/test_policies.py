@@ -202,3 +202,12 @@ def test_unknown_names_raise_policy_error(env, tmp_path):
             make_policy(bad, env)
     p = make_policy("rate-threshold:window=3,margin=0.7", env)
     assert int(p.window) == 3 and float(p.margin) == 0.7
+
+
+def test_parameterised_policies_keep_their_parameters_in_the_name():
+    from slimrl.evaluate.api import rollout_policies
+
+    asked = ["mpc", "mpc:window=2,margin=1.6", "rate-threshold:window=2,margin=1.0"]
+    ev = rollout_policies("fmnist-iot", "val", asked, episodes=1, progress=False,
+                          keep_steps=False, overrides={"episode_s": 8})  # fmt: skip
+    assert list(ev.episodes.policy.unique()[:3]) == asked

@@ -54,7 +54,10 @@ def make_policy(
     entry = POLICIES.get(head)
     if entry is not None:
         ctx = PolicyContext(table, env, seed=seed, search=search, notice=notice)
-        return entry.factory(arg, ctx)
+        policy = entry.factory(arg, ctx)
+        if arg and policy.name == head:  # parameters in the name: mpc and mpc:window=2 differ
+            policy.name = text
+        return policy
 
     path = Path(text).expanduser()
     obs_dim = _obs_dim(env)
