@@ -20,6 +20,11 @@ TRACES_DIR = ROOT / "traces"
 AGENTS_DIR = ROOT / "agents"
 
 
+def shipped_scenarios() -> list[str]:
+    """Names of the scenarios shipped in ``envs/`` (sorted)."""
+    return sorted(q.stem for q in ENVS_DIR.glob("*.yaml"))
+
+
 def resolve_scenario(name_or_path: str | os.PathLike) -> Path:
     """A scenario path, or the name of a shipped one (``default`` -> ``envs/default.yaml``)."""
     p = Path(name_or_path)
@@ -28,7 +33,7 @@ def resolve_scenario(name_or_path: str | os.PathLike) -> Path:
     for cand in (ENVS_DIR / p, ENVS_DIR / f"{p}.yaml", ENVS_DIR / f"{p.name}.yaml"):
         if cand.is_file():
             return cand.resolve()
-    shipped = ", ".join(sorted(q.stem for q in ENVS_DIR.glob("*.yaml"))) or "none"
+    shipped = ", ".join(shipped_scenarios()) or "none"
     raise ScenarioError(f"scenario {str(name_or_path)!r}: no such file (shipped: {shipped})")
 
 

@@ -14,6 +14,7 @@ from slimrl.cli import main
 from slimrl.env.slimsplit import FRAME_INFO_KEYS
 from slimrl.evaluate import plan_episodes, print_summary, run_evaluation
 from slimrl.evaluate.metrics import SUMMARY_COLUMNS
+from slimrl.paths import shipped_scenarios
 from slimrl.policies import POLICIES
 
 FAST = {"episode_s": 15}
@@ -149,7 +150,7 @@ def test_outputs_and_same_episodes(tmp_path):
     pd.testing.assert_frame_equal(df, again)
 
 
-SHIPPED = ["default", "edge-heavy", "energy-bound", "5g-driving", "fmnist-iot"]
+SHIPPED = shipped_scenarios()  # every scenario in envs/
 
 
 @pytest.mark.parametrize("arrival", ["closed", "periodic"])

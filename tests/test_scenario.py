@@ -13,7 +13,7 @@ from slimrl.env.edge import (
     lindley_backlog,
 )
 from slimrl.errors import ScenarioError
-from slimrl.paths import ENVS_DIR, TRACES_DIR
+from slimrl.paths import ENVS_DIR, TRACES_DIR, shipped_scenarios
 from slimrl.scenario import (
     EdgeLoadSpec,
     JobSize,
@@ -24,7 +24,7 @@ from slimrl.scenario import (
     with_overrides,
 )
 
-SHIPPED = ["default", "energy-bound", "edge-heavy", "5g-driving"]
+SHIPPED = shipped_scenarios()  # every scenario in envs/
 
 
 @pytest.mark.parametrize("name", SHIPPED)

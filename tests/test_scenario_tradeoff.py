@@ -7,10 +7,11 @@ import pytest
 
 from slimrl.env.vector import SlimSplitVectorEnv
 from slimrl.evaluate import plan_episodes, simulate
+from slimrl.paths import shipped_scenarios
 from slimrl.policies import make_policy, static_names
 from slimrl.scenario import load_scenario
 
-SHIPPED = ["default", "energy-bound", "edge-heavy", "5g-driving", "fmnist-iot"]
+SHIPPED = shipped_scenarios()  # every scenario in envs/
 
 
 @pytest.mark.parametrize("scenario", SHIPPED)
