@@ -166,34 +166,20 @@ class PaperEWMA(BatchPolicy):
         return np.where(self.seen, self.choose(self.bw_kBps), self.fallback)
 
 
-class RateThreshold(BatchPolicy):
-    """``rate-threshold``: best expected reward per second among the modes predicted on time.
+class GoodputHistory(BatchPolicy):
+    """A policy that predicts transfers from the goodputs of its last ``window`` frames.
 
-    - Bandwidth: harmonic mean of the goodputs of the last ``window`` transfers (goodput =
-      payload / transfer time, stalls included), i.e. a transfer predicted to take
-      ``payload * mean(transfer_ms / bytes)`` over those transfers.
-    - Predicted end-to-end latency of mode m: the device's true mean compute time (device
-      profile) + predicted transfer + 2 x base one-way delay + the queueing delay the edge
-      reported with its last answer + the edge's median service time.
-    - Among the allowed modes with ``e2e <= margin * deadline`` it picks the highest expected
-      reward ``w_acc * accuracy - w_energy * predicted energy`` (energy of the mean compute time
-      and of the predicted transfer under the device's radio model) per predicted busy time (the
-      time to the next frame: the objective is reward per second of trace); none fits: the mode
-      with the smallest predicted e2e.
-    - Before the first measurement of an episode: the fastest mode (smallest mean compute, then
-      smallest payload) as a probe.
-
-    ``window`` and ``margin`` are scalars, or (N,) arrays giving each row its own parameters
-    (then ``reset(n)`` needs ``n == len``), which lets a whole grid run as one batch.
+    Keeps per row the measured ms per byte of recent transfers (newest first), how many it holds
+    and the queueing delay the edge reported last. ``window`` and ``margin`` are scalars, or (N,)
+    arrays giving each row its own parameters (then ``reset(n)`` needs ``n == len``), which lets
+    a whole grid run as one batch.
     """
-
-    name = "rate-threshold"
 
     def __init__(
         self,
         table: ModeTable,
-        window: int | Sequence[int] | np.ndarray = 5,
-        margin: float | Sequence[float] | np.ndarray = 0.9,
+        window: int | Sequence[int] | np.ndarray,
+        margin: float | Sequence[float] | np.ndarray,
         name: str | None = None,
     ) -> None:
         self.window = np.asarray(window, dtype=np.int64)
@@ -205,11 +191,9 @@ class RateThreshold(BatchPolicy):
         self.max_window = int(self.window.max())
         if name is not None:
             self.name = name
-        t = table
-        self._fixed_ms = t.compute_ms + 2.0 * t.delay_ms + t.service_ms
-        self._payload = t.payload_bytes
-        self._allowed = t.allowed
-        self.probe = fastest_mode(t)
+        self._fixed_ms = table.compute_ms + 2.0 * table.delay_ms + table.service_ms
+        self._payload = table.payload_bytes
+        self.probe = fastest_mode(table)
         per_row = [a.size for a in (self.window, self.margin) if a.ndim]
         super().__init__(table, per_row[0] if per_row else 1)
 
@@ -229,25 +213,72 @@ class RateThreshold(BatchPolicy):
         self.count[rows] = 0
         self.queue_ms[rows] = 0.0
 
-    def update(self, infos: Mapping[str, Any]) -> None:
-        """Push the last frame's transfer into the history; reset rows without one."""
+    def _measure(self, infos: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """(valid (N,), ms per byte (N,)) of the last frames; resets rows without one."""
         valid, nbytes, tx_ms, queue = measurements(
             infos, self.n, ("bytes", "transfer_ms", "edge_queue_ms")
         )
         self._reset_rows(~valid)
-        if self.max_window > 1:
-            self.inv_hist[valid, 1:] = self.inv_hist[valid, :-1]
-        self.inv_hist[valid, 0] = tx_ms[valid] / np.maximum(nbytes[valid], 1.0)
-        self.count = np.where(valid, np.minimum(self.count + 1, self.max_window), self.count)
         self.queue_ms = np.where(valid, queue, self.queue_ms)
+        return valid, tx_ms / np.maximum(nbytes, 1.0)
+
+    def _push(self, hist: np.ndarray, valid: np.ndarray, value: np.ndarray) -> None:
+        """Shift ``value`` into the valid rows of a (N, max_window) history."""
+        if self.max_window > 1:
+            hist[valid, 1:] = hist[valid, :-1]
+        hist[valid, 0] = value[valid]
+
+    def _count(self, valid: np.ndarray) -> None:
+        self.count = np.where(valid, np.minimum(self.count + 1, self.max_window), self.count)
+
+    def _window_mean(self, hist: np.ndarray, reduce: str = "mean") -> np.ndarray:
+        """Mean (or max) over each row's last ``min(count, window)`` entries of ``hist``."""
+        used = np.minimum(self.count, self.window)
+        w = np.arange(self.max_window)[None, :] < used[:, None]
+        if reduce == "max":
+            return np.where(w, hist, 0.0).max(axis=1)
+        return (hist * w).sum(axis=1) / np.maximum(used, 1)
+
+
+class RateThreshold(GoodputHistory):
+    """``rate-threshold``: best expected reward per second among the modes predicted on time.
+
+    - Bandwidth: harmonic mean of the goodputs of the last ``window`` transfers (goodput =
+      payload / transfer time, stalls included), i.e. a transfer predicted to take
+      ``payload * mean(transfer_ms / bytes)`` over those transfers.
+    - Predicted end-to-end latency of mode m: the device's true mean compute time (device
+      profile) + predicted transfer + 2 x base one-way delay + the queueing delay the edge
+      reported with its last answer + the edge's median service time.
+    - Among the allowed modes with ``e2e <= margin * deadline`` it picks the highest expected
+      reward ``w_acc * accuracy - w_energy * predicted energy`` (energy of the mean compute time
+      and of the predicted transfer under the device's radio model) per predicted busy time (the
+      time to the next frame: the objective is reward per second of trace); none fits: the mode
+      with the smallest predicted e2e.
+    - Before the first measurement of an episode: the fastest mode (smallest mean compute, then
+      smallest payload) as a probe.
+    """
+
+    name = "rate-threshold"
+
+    def __init__(
+        self,
+        table: ModeTable,
+        window: int | Sequence[int] | np.ndarray = 5,
+        margin: float | Sequence[float] | np.ndarray = 0.9,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(table, window, margin, name)
+        self._allowed = table.allowed
+
+    def update(self, infos: Mapping[str, Any]) -> None:
+        """Push the last frame's transfer into the history; reset rows without one."""
+        valid, inv = self._measure(infos)
+        self._push(self.inv_hist, valid, inv)
+        self._count(valid)
 
     def predict_e2e_ms(self) -> tuple[np.ndarray, np.ndarray]:
         """(predicted e2e (N, M), predicted transfer (N, M)) in ms from the current state."""
-        used = np.minimum(self.count, self.window)
-        cols = np.arange(self.max_window)
-        w = cols[None, :] < used[:, None]
-        inv = (self.inv_hist * w).sum(axis=1) / np.maximum(used, 1)
-        tx = inv[:, None] * self._payload[None, :]
+        tx = self._window_mean(self.inv_hist)[:, None] * self._payload[None, :]
         return self._fixed_ms[None, :] + self.queue_ms[:, None] + tx, tx
 
     def act_batch(self, observations: np.ndarray, infos: Mapping[str, Any]) -> np.ndarray:

@@ -29,17 +29,11 @@ from typing import Any
 import numpy as np
 
 from slimrl.errors import PolicyError
-from slimrl.policies.base import (
-    BatchPolicy,
-    ModeTable,
-    PolicyContext,
-    measurements,
-    register_policy,
-)
-from slimrl.policies.heuristics import fastest_mode, parse_params
+from slimrl.policies.base import ModeTable, PolicyContext, register_policy
+from slimrl.policies.heuristics import GoodputHistory, parse_params
 
 
-class RobustMPC(BatchPolicy):
+class RobustMPC(GoodputHistory):
     """Robust MPC over the next ``horizon`` frames (see the module docstring)."""
 
     name = "mpc"
@@ -52,84 +46,47 @@ class RobustMPC(BatchPolicy):
         horizon: int = 2,
         name: str | None = None,
     ) -> None:
-        self.window = np.asarray(window, dtype=np.int64)
-        self.margin = np.asarray(margin, dtype=np.float64)
-        if (self.window < 1).any():
-            raise ValueError(f"window must be >= 1, got {window!r}")
-        if (self.margin <= 0).any():
-            raise ValueError(f"margin must be > 0, got {margin!r}")
         if not 1 <= int(horizon) <= 4:
             raise ValueError(f"horizon must be 1..4, got {horizon!r}")
         self.horizon = int(horizon)
-        self.max_window = int(self.window.max())
-        if name is not None:
-            self.name = name
-        t = table
-        allowed = np.flatnonzero(t.allowed)
         # every sequence of allowed modes, (S, horizon)
+        allowed = np.flatnonzero(table.allowed)
         self._seqs = np.array(list(itertools.product(allowed, repeat=self.horizon)))
         self._first = self._seqs[:, 0]
-        self._fixed_ms = t.compute_ms + 2.0 * t.delay_ms + t.service_ms
-        self._before_edge_ms = t.compute_ms + t.delay_ms  # queue drains meanwhile (plus transfer)
-        self._payload = t.payload_bytes
-        self.probe = fastest_mode(t)
-        per_row = [a.size for a in (self.window, self.margin) if a.ndim]
-        super().__init__(table, per_row[0] if per_row else 1)
-
-    def reset(self, n: int = 1) -> None:
-        for arr in (self.window, self.margin):
-            if arr.ndim and arr.size != n:
-                raise ValueError(f"{self.name}: per-row parameters for {arr.size} rows, reset({n})")
-        super().reset(n)
+        self._before_edge_ms = table.compute_ms + table.delay_ms  # queue drains meanwhile
+        super().__init__(table, window, margin, name)
 
     def _alloc(self, n: int) -> None:
-        self.inv_hist = np.zeros((n, self.max_window))  # ms per byte, newest first
+        super()._alloc(n)
         self.err_hist = np.zeros((n, self.max_window))  # relative prediction errors
-        self.count = np.zeros(n, dtype=np.int64)
-        self.queue_ms = np.zeros(n)
         self.last_pred = np.zeros(n)  # predicted ms per byte of the frame in flight
 
     def _reset_rows(self, rows: np.ndarray) -> None:
-        for arr in (self.inv_hist, self.err_hist, self.count, self.queue_ms, self.last_pred):
-            arr[rows] = 0
-
-    def _window_mean(self, hist: np.ndarray, reduce: str) -> np.ndarray:
-        used = np.minimum(self.count, self.window)
-        cols = np.arange(self.max_window)
-        w = cols[None, :] < used[:, None]
-        if reduce == "max":
-            return np.where(w, hist, 0.0).max(axis=1)
-        return (hist * w).sum(axis=1) / np.maximum(used, 1)
+        super()._reset_rows(rows)
+        self.err_hist[rows] = 0.0
+        self.last_pred[rows] = 0.0
 
     def update(self, infos: Mapping[str, Any]) -> None:
         """Fold the last frame's measurement into the history; reset rows without one."""
-        valid, nbytes, tx_ms, queue = measurements(
-            infos, self.n, ("bytes", "transfer_ms", "edge_queue_ms")
-        )
-        self._reset_rows(~valid)
-        inv = tx_ms / np.maximum(nbytes, 1.0)
+        valid, inv = self._measure(infos)
         # relative error of the goodput prediction: |pred - actual| / actual, in rate terms
         with np.errstate(divide="ignore", invalid="ignore"):
             err = np.where(
                 (self.last_pred > 0) & (inv > 0), np.abs(inv / self.last_pred - 1.0), 0.0
             )
-        if self.max_window > 1:
-            self.inv_hist[valid, 1:] = self.inv_hist[valid, :-1]
-            self.err_hist[valid, 1:] = self.err_hist[valid, :-1]
-        self.inv_hist[valid, 0] = inv[valid]
-        self.err_hist[valid, 0] = err[valid]
-        self.count = np.where(valid, np.minimum(self.count + 1, self.max_window), self.count)
-        self.queue_ms = np.where(valid, queue, self.queue_ms)
+        self._push(self.inv_hist, valid, inv)
+        self._push(self.err_hist, valid, err)
+        self._count(valid)
 
     def predicted_ms_per_byte(self) -> np.ndarray:
         """Robust prediction (N,): harmonic-mean goodput discounted by the worst recent error."""
-        harmonic = self._window_mean(self.inv_hist, "mean")  # mean of ms/byte = 1 / harmonic
+        harmonic = self._window_mean(self.inv_hist)  # mean of ms/byte = 1 / harmonic
         return harmonic * (1.0 + self._window_mean(self.err_hist, "max"))
 
     def act_batch(self, observations: np.ndarray, infos: Mapping[str, Any]) -> np.ndarray:
         self.update(infos)
         t = self.table
-        self.last_pred = self._window_mean(self.inv_hist, "mean")
+        self.last_pred = self._window_mean(self.inv_hist)
         inv = self.predicted_ms_per_byte()
         tx = (self.margin.reshape(-1, 1) * inv[:, None]) * self._payload[None, :]  # (N, M)
         total_r = np.zeros((self.n, len(self._seqs)))
