@@ -45,7 +45,7 @@ def test_default_scenario_facts():
     assert list(sets) == ["mahimahi", "norway-3g", "fcc", "oboe", "puffer"]
     assert sets["mahimahi"].path == TRACES_DIR / "mahimahi-cellular"
     assert sets["mahimahi"].pattern == "*.up" and sc.traces.holdout == ("puffer",)
-    assert sc.randomize.capacity_scale == (0.33, 3.0) and sc.randomize.edge_load == (0.5, 1.0, 1.5)
+    assert sc.randomize.capacity_scale == (0.1, 10.0) and sc.randomize.edge_load == (0.5, 1.0, 1.5)
     assert sc.model.profile.name == "assine2023-effdet-d2.csv"
     assert sc.device_profile.name == "rpi4"
     assert sc.edge.service.median_ms == 56 and sc.edge.service.p90_ms == 75

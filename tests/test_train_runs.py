@@ -224,7 +224,7 @@ def test_rl_zoo3_trains_with_the_documented_command(tmp_path):
            "--eval-episodes", "1"]  # fmt: skip
     out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "eval_env_kwargs={'split': 'val'}" in out.stdout
+    assert "eval_env_kwargs={'split': 'val', 'action_space': 'flat'}" in out.stdout
     assert list((tmp_path / "ppo").glob(f"{ENV_ID}_1/{ENV_ID}.zip"))
     assert (tmp_path / "ppo" / f"{ENV_ID}_1" / "evaluations.npz").is_file()
 

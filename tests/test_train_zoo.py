@@ -58,7 +58,11 @@ def test_runs_are_named_the_zoo_way_and_keep_the_scenario(logs):
     run = logs / "ppo" / f"{ENV_ID}_2"
     args = yaml.safe_load((run / ENV_ID / "args.yml").read_text())
     assert args["env"] == ENV_ID and args["scenario"] == "default"
-    assert args["env_kwargs"] == {"scenario": "default", "overrides": {"episode_s": 16}}
+    assert args["env_kwargs"] == {
+        "scenario": "default",
+        "overrides": {"episode_s": 16},
+        "action_space": "flat",  # from agents/ppo.yml
+    }
     assert args["run_name"] == "ppo_default_2"
     assert yaml.safe_load((run / "scenario.yml").read_text())["name"] == "default"
     # command.txt: the command as typed, then the run's name as a shell comment
