@@ -12,7 +12,8 @@ every static mode and ``optimal`` on the same episodes of:
     every dataset left out in turn: a group of runs trained without it, tested on it;
 (c) the whole test split with every capacity scaled x0.1, x1, x10 and x100.
 
-Per row: reward per second of trace, the score against ``optimal``, and the paired difference
+Per row: reward per second of trace, the score against ``optimal`` (and the clairvoyant greedy
+``oracle``'s score, for scale), and the paired difference
 to the best static mode and to ``mpc`` / ``tuned-mpc`` with 95 % bootstrap intervals (episodes
 and seeds together). Goal: PPO ahead of the best static mode and of mpc in every row with the
 interval above zero, and a score of at least 0.6. The tuned heuristics keep the parameters
@@ -75,7 +76,7 @@ def row(label: str, scenario: str, runs: list[Path], traces: str, overrides: dic
     g = {k: returns(e, [n])[0] for k, n in (
         ("mpc", "mpc"), ("tuned-mpc", tuned["tuned-mpc"]),
         ("tuned-threshold", tuned["tuned-threshold"]), ("static", ev.best_static),
-        ("optimal", "optimal"))}  # fmt: skip
+        ("oracle", "oracle"), ("optimal", "optimal"))}  # fmt: skip
 
     def rate(x):
         return float(x.sum() / span.sum())
@@ -89,6 +90,8 @@ def row(label: str, scenario: str, runs: list[Path], traces: str, overrides: dic
         "ppo": rate(g_ppo),
         **r,
         "score": score(rate(g_ppo), r["static"], r["optimal"]),
+        # the clairvoyant greedy oracle's score: what knowing every frame's outcome buys
+        "oracle_score": score(r["oracle"], r["static"], r["optimal"]),
     }
     for ref in ("static", "mpc", "tuned-mpc"):
         d, lo, hi = paired_diff(g_ppo, g[ref], span)
@@ -119,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             for k in ("static", "mpc", "tuned-mpc")
         )
         print(
-            f"{label:<26} ppo {res['ppo']:+.3f}/s  score {res['score']:+.3f}  {diffs}  "
+            f"{label:<26} ppo {res['ppo']:+.3f}/s  score {res['score']:+.3f} "
+            f"(oracle {res['oracle_score']:+.3f})  {diffs}  "
             f"{'GOAL' if ok else 'miss'}",
             flush=True,
         )
