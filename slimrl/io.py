@@ -262,6 +262,27 @@ def _nested_ok(parent: Path, name: str, depth: int) -> bool:
     return stat.S_ISDIR(st.st_mode) and _not_ours(p, st, None, depth + 1) is None
 
 
+def note_entries(path: str | os.PathLike, names: Iterable[str]) -> bool:
+    """Record ``names`` (written into the slimrl output ``path`` after it was made, e.g. a model
+    card) in its marker, so a later replacement still recognises the folder as slimrl's own.
+
+    Returns False, changing nothing, when ``path`` is not a marked output with an entry list.
+    """
+    path = Path(path)
+    marker = read_marker(path)
+    try:
+        ino = os.lstat(path).st_ino
+    except OSError:
+        return False
+    entry = next((f for f in (marker or {}).get("folders", []) if f["inode"] == ino), None)
+    if entry is None or entry.get("entries") is None:
+        return False
+    entries = sorted(set(entry["entries"]) | {str(n) for n in names})
+    entry["entries"] = entries if len(entries) <= MAX_MARKER_ENTRIES else None
+    _write_marker(path, marker["kind"], marker["folders"])
+    return True
+
+
 def _entry(folder: Path) -> dict:
     names = sorted(os.listdir(folder))
     return {

@@ -240,3 +240,19 @@ def test_reference_copies_replace_only_references(tiny_run, tmp_path):
     assert (notes / "notes.txt").read_text() == "my notes"
     with pytest.raises(SlimrlError, match="is the input"):
         save_reference(tiny_run, tiny_run)
+
+
+def test_a_reference_with_its_bundle_and_cards_is_replaced_again(tiny_run, tmp_path):
+    """The shipped way: copy a run, export its bundle into the copy, write the model cards; a
+    later copy of the same name replaces all of it (the cards were recorded as slimrl's)."""
+    from slimrl.io import output_kind
+    from slimrl.runs.reference import save_reference
+    from slimrl.train.card import write_model_cards
+
+    ref = tmp_path / "ppo-mine"
+    save_reference(tiny_run, ref)
+    assert main(["export", str(ref), "--out", str(ref / "bundle"), "--parity", "64"]) == 0
+    write_model_cards(ref)
+    assert (ref / "bundle" / "README.md").is_file()
+    save_reference(tiny_run, ref)
+    assert output_kind(ref) == "reference" and not (ref / "bundle").exists()

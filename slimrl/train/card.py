@@ -27,7 +27,7 @@ import yaml
 
 from slimrl.bundle.format import read_manifest
 from slimrl.errors import BundleError, RunError, SlimrlError
-from slimrl.io import write_text
+from slimrl.io import note_entries, write_text
 from slimrl.runs.layout import (
     ARGS_FILE,
     CARD_FILE,
@@ -487,6 +487,8 @@ def write_model_cards(
         bundle = manifest.parent
         write_text(bundle / CARD_FILE, bundle_card(bundle, data, f"{shown}/{bundle.name}"))
         written.append(bundle / CARD_FILE)
+    for card in written:  # a marked output (reference, bundle) keeps counting as slimrl's own
+        note_entries(card.parent, [CARD_FILE])
     return written
 
 
