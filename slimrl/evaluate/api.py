@@ -459,6 +459,7 @@ def run_evaluation(
             "baseline": baseline,
             "deadline_ms": sc.deadline_ms,
             "tuned": {p.name: p.params for p in asked if hasattr(p, "params")},
+            "frames_all_policies": int(ev.episodes["frames"].sum()),
         }
         _write(tmp, summary, per_trace(ev.episodes, ev.best_static, OPTIMAL), path, meta, plots,
                world, plan, ModeTable.from_world(world), sc.deadline_ms, reported)  # fmt: skip
