@@ -314,7 +314,7 @@ class _ParquetSink:
 
     def __init__(
         self, path: str | os.PathLike, names: list[str], plan: EpisodePlan,
-        trace_names: list[str], rows: int = 131_072,
+        trace_names: list[str], rows: int = 32_768,
     ) -> None:  # fmt: skip
         self.path = Path(path)
         self.names, self.plan, self.trace_names = names, plan, trace_names
