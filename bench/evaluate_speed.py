@@ -1,128 +1,168 @@
-"""How many frames per second the evaluation runs, against raw vector-env stepping.
+"""``slimrl evaluate`` at scale: wall time, peak memory and frames/s against raw vector stepping.
 
-Run: ``python bench/evaluate_speed.py [--env default] [--traces train] [--episodes 32]``
+Run: ``python bench/evaluate_speed.py [--traces-dir traces/oboe] [--sizes 10 25 50 100]
+[--repeats 3] [--jobs 1]``
 
-Reference (measured in the same run): a ``SlimSplitVectorEnv`` with as many sub-envs as the
-evaluation uses, stepped with pre-drawn random actions and no policy. Then, on the same trace
-set and episodes: each heuristic alone through :func:`slimrl.evaluate.simulate` (its batched
-form over the vector env), all heuristics together with every frame recorded, the complete
-``run_evaluation`` (16 static modes and the oracle included, summary and files, no plots), and
-one heuristic driven frame by frame through the single env (what the batched form replaces).
+Each size T is a folder of the first T traces of ``--traces-dir`` replayed start to end (one
+episode per trace) with 4 policies, a trained one among them (``agents/reference/ppo-default``
+as its run folder, which loads torch and SB3, or as its exported bundle, numpy only;
+``paper-ewma``, ``tuned-threshold``, ``tuned-mpc``; plus, as always, the 16 static modes,
+``oracle`` and ``optimal``). Every run is ``slimrl evaluate`` in a fresh process (its defaults:
+one torch thread, frames streamed to ``per_step.parquet``), repeated ``--repeats`` times; the
+figures are medians (min..max). Peak RSS is the child's ``VmHWM`` (with ``--jobs``: the
+largest worker's too). The reference, measured
+between the runs: the raw ``SlimSplitVectorEnv`` stepping random actions with as many sub-envs
+as the evaluation has episodes x policies. Goals: 100 traces x 4 policies under 600 MB peak RSS;
+time per (trace x policy) flat across sizes (linear).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 
-import slimrl  # noqa: F401  (registers SlimSplit-v0)
-from slimrl.env.vector import SlimSplitVectorEnv
-from slimrl.evaluate import plan_episodes, run_evaluation, simulate
-from slimrl.evaluate.api import resolve_traces
-from slimrl.policies import make_policy, static_names
-from slimrl.scenario import load_scenario
-
-HEURISTICS = ["paper-ewma", "rate-threshold", "tuned-threshold", "random", "oracle"]
+HEURISTICS = ["paper-ewma", "tuned-threshold", "tuned-mpc"]
+#: the trained policy: its run folder (SB3 + torch) or its exported bundle (numpy only)
+TRAINED = {"run": "agents/reference/ppo-default", "bundle": "agents/reference/ppo-default/bundle"}
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def raw_rate(make_env, n: int, steps: int, seed: int = 0) -> float:
-    """Frames/s of the vector env alone, random flat actions drawn beforehand."""
-    venv = make_env(n)
-    venv.reset(seed=seed)
-    acts = np.random.default_rng(seed).integers(0, venv.single_action_space.n, (steps, n))
+def raw_rate(scenario: str, trace_dir: Path, n: int, steps: int) -> float:
+    """Frames/s of the vector env alone (random flat actions drawn beforehand)."""
+    from slimrl.env.vector import SlimSplitVectorEnv
+
+    venv = SlimSplitVectorEnv(n, scenario, trace_dir=trace_dir, split=None, action_space="flat")
+    venv.reset(seed=0)
+    acts = np.random.default_rng(0).integers(0, venv.single_action_space.n, (steps, n))
     t0 = time.perf_counter()
     for a in acts:
         venv.step(a)
     return n * steps / (time.perf_counter() - t0)
 
 
-def timed(fn) -> tuple[float, object]:
+def vm_hwm() -> int:
+    """Peak resident set size of this process since it started (Linux ``VmHWM``), bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def child(args: argparse.Namespace) -> None:
+    """One ``slimrl evaluate`` in this (fresh) process; prints wall, frames and peak RSS."""
+    from slimrl.cli import main
+
+    argv = ["evaluate", "--env", args.scenario, "--traces", args.child_traces, "--out",
+            args.child_out, "--no-plots", "--no-progress", "--jobs", str(args.jobs),
+            "--policies", TRAINED[args.trained], *HEURISTICS]  # fmt: skip
     t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
+    with open(os.devnull, "w") as null:
+        stdout, sys.stdout = sys.stdout, null
+        try:
+            code = main(argv)
+        finally:
+            sys.stdout = stdout
+    wall = time.perf_counter() - t0
+    meta = json.loads((Path(args.child_out) / "evaluation.json").read_text())
+    peak = vm_hwm()  # not ru_maxrss: it keeps the parent's high-water mark across fork + exec
+    peak_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 if args.jobs > 1 \
+        else 0  # fmt: skip
+    print(json.dumps({"code": code, "wall_s": wall, "frames": meta["frames_all_policies"],
+                      "policies": len(meta["policies"]) + len(meta["references"]),
+                      "peak_rss": peak, "peak_rss_workers": peak_children}))  # fmt: skip
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--env", default="default")
-    ap.add_argument("--traces", default="train")
-    ap.add_argument("--episodes", type=int, default=32)
-    ap.add_argument("--single-frames", type=int, default=20_000)
+    ap.add_argument("--scenario", default="default")
+    ap.add_argument("--traces-dir", default=str(ROOT / "traces" / "oboe"))
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10, 25, 50, 100])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument(
+        "--trained",
+        choices=list(TRAINED),
+        nargs="+",
+        default=["run", "bundle"],
+        help="the trained policy as its run folder (torch) or its bundle (numpy)",
+    )
+    ap.add_argument("--raw-steps", type=int, default=200)
+    ap.add_argument("--child-traces", help=argparse.SUPPRESS)
+    ap.add_argument("--child-out", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child_traces:
+        args.trained = args.trained[0]
+        child(args)
+        return
 
-    sc = load_scenario(args.env)
-    trace_dir, split = resolve_traces(args.traces)
-
-    def make_env(n: int) -> SlimSplitVectorEnv:
-        return SlimSplitVectorEnv(n, sc, trace_dir=trace_dir, split=split, action_space="flat")
-
-    probe = make_env(1)
-    plan = plan_episodes(probe.world, args.episodes, seed=0, full_trace=trace_dir is not None)
-    E, L = len(plan), plan.episode_length
-    n_statics = len(static_names(probe))
-    print(
-        f"scenario {sc.name}, traces {args.traces} ({probe.world.n_traces} traces), "
-        f"{E} episodes x {L} frames; {os.cpu_count()} CPUs"
+    files = sorted(
+        p
+        for p in Path(args.traces_dir).rglob("*")
+        if p.is_file() and p.suffix not in (".md",) and "LICENSE" not in p.name
     )
-
-    # reference: raw stepping with E sub-envs (one policy) and with the full evaluation's width
-    width = (len(HEURISTICS) - 1 + n_statics) * E
-    ref_e = raw_rate(make_env, E, L)
-    ref_w = raw_rate(make_env, width, L)
-    print(f"raw vector env, random actions, {E:>4} sub-envs: {ref_e:>12,.0f} frames/s (reference)")
-    print(f"raw vector env, random actions, {width:>4} sub-envs: {ref_w:>12,.0f} frames/s")
-
-    print("\nbatched heuristics over the vector env (one policy x all episodes):")
-    pols = {}
-    for name in HEURISTICS:
-        pols[name] = make_policy(name, probe, notice=lambda m: print("  " + m))
-    for name, p in pols.items():
-        dt, out = timed(lambda p=p: simulate(make_env, [p], plan, keep_steps=False))
-        rate = out.totals["frames"].sum() / dt
-        print(f"  {name:<16} {rate:>12,.0f} frames/s  ({rate / ref_e:5.2f} x raw)")
-
-    statics = [make_policy(s, probe) for s in static_names(probe)]
-    everyone = [pols[n] for n in HEURISTICS if n != "oracle"] + statics + [pols["oracle"]]
-    dt, out = timed(lambda: simulate(make_env, everyone, plan, keep_steps=True))
-    rate = out.totals["frames"].sum() / dt
-    print(
-        f"\nall {len(everyone)} policies together, every frame recorded: "
-        f"{rate:,.0f} frames/s ({rate / ref_w:.2f} x raw at the same width), {dt:.2f} s"
-    )
-
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    print(f"scenario {args.scenario}; 4 policies (the trained one, {', '.join(HEURISTICS)}) + 16 "
+          f"static modes, oracle, optimal; traces from {args.traces_dir}; --jobs {args.jobs}; "
+          f"medians of {args.repeats} (min..max)")  # fmt: skip
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        dt, df = timed(
-            lambda: run_evaluation(
-                sc, args.traces, HEURISTICS, os.path.join(tmp, "ev"), episodes=args.episodes,
-                progress=False, plots=False,
+        for T, trained in [(T, t) for t in args.trained for T in args.sizes]:
+            folder = Path(tmp) / f"traces{T}"
+            folder.mkdir(exist_ok=True)
+            for f in files[:T]:
+                if not (folder / f.name).exists():
+                    (folder / f.name).symlink_to(f)
+            runs, raws = [], []
+            for r in range(args.repeats):
+                out = Path(tmp) / f"ev{T}_{trained}_{r}"
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--scenario",
+                    args.scenario,
+                    "--jobs",
+                    str(args.jobs),
+                    "--child-traces",
+                    str(folder),
+                    "--child-out",
+                    str(out),
+                    "--trained",
+                    trained,
+                ]
+                res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+                runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
+                width = T * runs[-1]["policies"]
+                raws.append(raw_rate(args.scenario, folder, width, args.raw_steps))
+            wall = [x["wall_s"] for x in runs]
+            rate = [x["frames"] / x["wall_s"] for x in runs]
+            rss = max(max(x["peak_rss"], x["peak_rss_workers"]) for x in runs)
+            ratio = [a / b for a, b in zip(rate, raws, strict=True)]
+            per = [w / (T * runs[0]["policies"]) * 1e3 for w in wall]
+            rows.append((trained, T, statistics.median(per)))
+            print(f"{trained:6s} {T:4d} traces: wall {statistics.median(wall):7.1f} s "
+                  f"({min(wall):.1f}..{max(wall):.1f}), {statistics.median(per):6.1f} ms per "
+                  "trace x policy, "
+                  f"{runs[0]['frames']:,} frames, {statistics.median(rate):9,.0f} frames/s "
+                  f"= {statistics.median(ratio):.2f} x raw vector stepping "
+                  f"({statistics.median(raws):,.0f} frames/s at width {T * runs[0]['policies']}),"
+                  f" peak RSS {rss / 2**20:6.0f} MiB")  # fmt: skip
+    for trained in args.trained:
+        mine = [r for r in rows if r[0] == trained]
+        if len(mine) > 1:
+            print(
+                f"{trained}: time per trace x policy, largest / smallest size: "
+                f"{mine[-1][2] / mine[0][2]:.2f} (1.0 = linear in traces x policies)"
             )
-        )  # fmt: skip
-    frames = len(everyone) * int(df["frames"].iloc[0])
-    print(
-        f"run_evaluation end to end ({len(everyone)} policies, files, no plots): "
-        f"{frames / dt:,.0f} frames/s, {dt:.2f} s"
-    )
-
-    # the batched form replaces a frame-by-frame loop over single envs
-    env = gym.make("SlimSplit-v0", scenario=sc, trace_dir=trace_dir, split=split,
-                   action_space="flat")  # fmt: skip
-    p = make_policy("rate-threshold", env)
-    obs, info = env.reset(seed=0)
-    t0 = time.perf_counter()
-    for _ in range(args.single_frames):
-        obs, _r, _t, tr, info = env.step(p.act(obs, info))
-        if tr:
-            obs, info = env.reset()
-    single = args.single_frames / (time.perf_counter() - t0)
-    print(
-        f"single env, rate-threshold frame by frame: {single:,.0f} frames/s "
-        f"({single / ref_e:.3f} x raw vector)"
-    )
 
 
 if __name__ == "__main__":

@@ -6,10 +6,13 @@ is the shipped model cut down to its mode (head + k sub-encoders + decoder + tai
 width), saved to a temporary folder. Memory: one slimmable model serving every mode against all
 the per-mode models.
 
-    python bench/switch_cost.py [--model PATH] [--reloads 20] [--switches 100000]
+    python bench/switch_cost.py [--model PATH] [--reloads 20] [--switches 100000] [--repeats 5]
 
-The checkpoints sit in the page cache after the first read, so the reload figure is a lower bound
-(no disk I/O).
+Like for like: the reload alone against ``set_mode`` alone, and the reload plus the first
+inference in the new mode against ``set_mode`` plus the first inference in the new mode. Each
+figure is the median over ``--repeats`` interleaved repeats (min..max shown), every ratio taken
+within one repeat. The checkpoints sit in the page cache after the first read, so the reload
+figure is a lower bound (no disk I/O).
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ def main() -> int:
     parser.add_argument("--reloads", type=int, default=20, help="reloads timed")
     parser.add_argument("--switches", type=int, default=100_000, help="set_mode calls timed")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats (medians)")
     parser.add_argument("--child", choices=["base", "slim", "per-mode"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -120,35 +124,41 @@ def main() -> int:
     slim_start_s = time.perf_counter() - t0
     modes = model.modes
 
-    # 1. set_mode: an attribute change.
-    order = [modes[i % len(modes)] for i in range(args.switches)]
-    t0 = time.perf_counter_ns()
-    for k, b in order:
-        model.set_mode(k, b)
-    switch_s = (time.perf_counter_ns() - t0) / 1e9 / args.switches
-    # set_mode + the first inference in the new mode (what a frame pays right after a switch)
-    first = []
-    for i in range(200):
-        k, b = modes[(i * 7) % len(modes)]
-        t0 = time.perf_counter()
-        model.set_mode(k, b)
-        warm_inference(model, image)
-        first.append(time.perf_counter() - t0)
-
-    # 2. reload a per-mode model from disk + one warm-up inference.
     with tempfile.TemporaryDirectory() as tmp:
         paths = {}
         for k, b in modes:
             paths[(k, b)] = save_model(per_mode_model(model, k, b), Path(tmp) / f"k{k}b{b}.pt")
-        reload = []
-        for i in range(args.reloads):
-            k, b = modes[(i * 5) % len(modes)]
-            gc.collect()
-            t0 = time.perf_counter()
-            m = load_model(paths[(k, b)])
-            warm_inference(m, image)
-            reload.append(time.perf_counter() - t0)
-            del m
+        rep: dict[str, list[float]] = {k: [] for k in ("switch", "first", "load", "load_first")}
+        for _ in range(args.repeats):
+            # 1. set_mode: an attribute change; then set_mode + the first inference in the mode
+            order = [modes[i % len(modes)] for i in range(args.switches)]
+            t0 = time.perf_counter_ns()
+            for k, b in order:
+                model.set_mode(k, b)
+            rep["switch"].append((time.perf_counter_ns() - t0) / 1e9 / args.switches)
+            first = []
+            for i in range(100):
+                k, b = modes[(i * 7) % len(modes)]
+                t0 = time.perf_counter()
+                model.set_mode(k, b)
+                warm_inference(model, image)
+                first.append(time.perf_counter() - t0)
+            rep["first"].append(statistics.median(first))
+            # 2. reload a per-mode model from disk, then its first inference
+            load, load_first = [], []
+            for i in range(args.reloads):
+                k, b = modes[(i * 5) % len(modes)]
+                gc.collect()
+                t0 = time.perf_counter()
+                m = load_model(paths[(k, b)])
+                t1 = time.perf_counter()
+                warm_inference(m, image)
+                t2 = time.perf_counter()
+                load.append(t1 - t0)
+                load_first.append(t2 - t0)
+                del m
+            rep["load"].append(statistics.median(load))
+            rep["load_first"].append(statistics.median(load_first))
         per_mode_params = sum(load_model(p).parameter_bytes() for p in paths.values())
         disk_all = sum(p.stat().st_size for p in paths.values())
         # 3. process memory: one slimmable model vs every per-mode model, each in a fresh process.
@@ -157,23 +167,24 @@ def main() -> int:
         rss_all = child_rss("per-mode", args.model, tmp)
 
     slim_params = model.parameter_bytes()
-    reload_s = statistics.median(reload)
     n = len(modes)
-    print(f"model: {args.model or 'shipped weights'}; {n} modes; threads={args.threads}")
+
+    def med(xs: list[float], scale: float = 1.0) -> str:
+        return (f"{statistics.median(xs) * scale:10.4g} ({min(xs) * scale:.4g}.."
+                f"{max(xs) * scale:.4g})")  # fmt: skip
+
+    alone = [a / s for a, s in zip(rep["load"], rep["switch"], strict=True)]
+    with_inf = [a / s for a, s in zip(rep["load_first"], rep["first"], strict=True)]
+    print(f"model: {args.model or 'shipped weights'}; {n} modes; threads={args.threads}; "
+          f"medians of {args.repeats} repeats (min..max)")  # fmt: skip
     print(f"slimmable: load + warm-up of all {n} modes    : {slim_start_s * 1e3:10.1f} ms (once)")
-    print(
-        f"set_mode (attribute change)                : {switch_s * 1e9:10.0f} ns "
-        f"(mean of {args.switches:,})"
-    )
-    print(
-        f"set_mode + first inference in the new mode : "
-        f"{statistics.median(first) * 1e3:10.3f} ms (median of {len(first)})"
-    )
-    print(
-        f"reload per-mode model + warm-up inference  : {reload_s * 1e3:10.1f} ms "
-        f"(median of {len(reload)}, page-cached)"
-    )
-    print(f"  => switch cost ratio reload / set_mode   : {reload_s / switch_s:10,.0f}x")
+    print(f"set_mode (attribute change)                : {med(rep['switch'], 1e9)} ns")
+    print(f"reload a per-mode model                    : {med(rep['load'], 1e3)} ms "
+          "(page-cached)")  # fmt: skip
+    print(f"  => like for like, reload / set_mode      : {med(alone)} x")
+    print(f"set_mode + first inference in the new mode : {med(rep['first'], 1e3)} ms")
+    print(f"reload + first inference in the new mode   : {med(rep['load_first'], 1e3)} ms")
+    print(f"  => like for like, with the inference     : {med(with_inf)} x")
     print(f"parameters, one slimmable model            : {slim_params / 1e6:10.3f} MB")
     print(
         f"parameters, {n} per-mode models            : {per_mode_params / 1e6:10.3f} MB "

@@ -43,3 +43,7 @@ class RunError(SlimrlError):
 
 class ScenarioDriftWarning(UserWarning):
     """A run's saved scenario differs from the scenario file it was named after."""
+
+
+class SweepError(SlimrlError):
+    """A sweep file (``slimrl sweep``) or a sweep folder that cannot be used."""

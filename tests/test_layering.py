@@ -16,7 +16,7 @@ PACKAGE = Path(slimrl.__file__).parent
 #: rooms from the bottom up; a room may import its own modules and any room of a lower layer
 LAYERS: list[set[str]] = [
     {"errors"},
-    {"io", "paths", "validate"},
+    {"io", "paths", "validate", "parallel"},
     {"traces", "profiles", "model", "bundle"},
     {"scenario"},
     {"env"},

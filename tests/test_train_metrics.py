@@ -52,3 +52,25 @@ def test_hparam_values_are_tensorboard_types():
     assert hparam_value(np.int64(3)) == 3 and isinstance(hparam_value(np.float32(0.5)), float)
     assert hparam_value(None) == "None" and hparam_value({"a": 1}) == "{'a': 1}"
     assert hparam_value(True) is True and hparam_value("lin_3e-4") == "lin_3e-4"
+
+
+def test_callback_arrays_path_equals_the_per_env_dicts():
+    """The training callback reads the vector env's arrays; same metrics as per-env infos."""
+    from slimrl.train.callbacks import EpisodeStats, InfoStats
+    from slimrl.train.vec_env import make_vec_env
+
+    env = make_vec_env("default", "train", 6, 3, {"overrides": {"episode_s": 4}})
+    adapter = env.venv
+    env.reset()
+    rng = np.random.default_rng(0)
+    a_stats, b_stats = InfoStats(), InfoStats()
+    a_eps, b_eps = EpisodeStats(4.0), EpisodeStats(4.0)
+    for _ in range(300):
+        _, _, dones, infos = env.step(rng.integers(0, 4, (6, 2)))
+        a_stats.add_arrays(adapter.last_infos)
+        a_eps.add_arrays(adapter.last_infos, dones)
+        b_stats.add_many(infos)
+        b_eps.add_step(infos, dones)
+    assert a_eps.episodes and a_eps.episodes == b_eps.episodes
+    assert a_stats.summary() == b_stats.summary()
+    assert a_eps.summary() == b_eps.summary()

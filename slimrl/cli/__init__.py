@@ -25,6 +25,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "search-heuristic --heuristic rate-threshold (tuned-threshold)",
     ),
     "tune": ("slimrl.cli.tune", "Optuna hyperparameter search (needs the 'tune' extra)"),
+    "sweep": (
+        "slimrl.cli.sweep",
+        "a grid of scenarios x algorithms x seeds x overrides, in processes or on Ray",
+    ),
     "export": ("slimrl.cli.export", "export a trained run to a device bundle (ONNX + numpy)"),
     "runs": ("slimrl.cli.runs", "manage run folders (convert an older run's pickled statistics)"),
     "traces": ("slimrl.cli.traces", "inspect and plot channel traces"),

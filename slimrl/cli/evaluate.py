@@ -49,6 +49,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="apply the scenario's domain randomisation (default: its fixed values)",
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes sharing the policies x episodes (default 1: this process)",
+    )
+    parser.add_argument(
+        "--ray",
+        default=None,
+        metavar="ADDRESS",
+        help="run the shares on a Ray cluster instead: 'auto' or HOST:PORT of its head "
+        "(pip install 'slimrl[ray]')",
+    )
+    parser.add_argument(
+        "--num-threads",
+        type=int,
+        default=1,
+        help="torch threads of each process (default 1: a batched forward pass gains little "
+        "from more)",
+    )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_trust_pickle_argument(parser)
@@ -61,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     overrides = parse_set_args(args.set)
     if args.episodes is not None and args.episodes < 1:
         raise PolicyError(f"--episodes: expected an integer >= 1, got {args.episodes}")
+    if args.jobs < 1:
+        raise PolicyError(f"--jobs: expected an integer >= 1, got {args.jobs}")
     df = run_evaluation(
         args.env,
         args.traces,
@@ -73,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
         plots=not args.no_plots,
         baseline=args.baseline,
         randomize=args.randomize,
+        jobs=args.jobs,
+        ray=args.ray,
+        num_threads=args.num_threads,
     )
     print_summary(df, title=f"{args.env} on {args.traces} (seed {args.seed})")
     print(f"wrote {args.out}")

@@ -260,7 +260,7 @@ class World:
         row, n_slots, inv_slot = self._backlog_rows[real], self.n_slots, self.inv_slot
         delay_s, delay2_ms, deadline = delay_ms * 0.001, 2.0 * delay_ms, self.deadline_ms
         inv_scale = 1.0 / scale
-        terms = self.cost.terms
+        terms = self.cost.scalar_terms()
         periodic, unit_s, unit_ms, spu = (
             self.periodic,
             self.unit_s,
@@ -268,7 +268,7 @@ class World:
             self.slots_per_unit,
         )
         trace = self.traces.traces[ti]
-        xfer = trace.transfer
+        xfer = trace.transfer_fn()
         cdraw = None if self.compute_draws is None else self.compute_draws.lists()
         sdraw = None if self.service_draws is None else self.service_draws.lists()
         link = self.has_latency
@@ -278,29 +278,32 @@ class World:
         up_n = len(up_l) if self.latency_up is not None else 0
         ans_n = len(ans_l) if self.latency_answer is not None else 0
 
+        # module constants as closure cells (faster to read than globals)
+        golden, mask, m1, m2, low, tbits, mbps = _GOLDEN, MASK, M1, M2, LOW, TABLE_BITS, MBPS
+
         def frame(m: int, n: int, sample: bool = True) -> tuple:
             t = t0 + n * unit_s
             slot = int(n * spu) if periodic else n
-            x = (key + slot * _GOLDEN) & MASK
-            x = ((x ^ (x >> 30)) * M1) & MASK
-            x = ((x ^ (x >> 27)) * M2) & MASK
+            x = (key + slot * golden) & mask
+            x = ((x ^ (x >> 30)) * m1) & mask
+            x = ((x ^ (x >> 27)) * m2) & mask
             h = x ^ (x >> 31)
             if cdraw is None:
-                c = mean_l[m] + jit_l[m] * normals_l[h & LOW]
+                c = mean_l[m] + jit_l[m] * normals_l[h & low]
             else:
                 vals, offs, cnt = cdraw
-                c = mean_l[m] + jitter * vals[offs[m] + (((h & LOW) * cnt[m]) >> TABLE_BITS)]
+                c = mean_l[m] + jitter * vals[offs[m] + (((h & low) * cnt[m]) >> tbits)]
             if c < 0.0:
                 c = 0.0
             nbytes = payload_l[m]
             t_send = t + c * 0.001
             if link:
-                y = (lkey + slot * _GOLDEN) & MASK
-                y = ((y ^ (y >> 30)) * M1) & MASK
-                y = ((y ^ (y >> 27)) * M2) & MASK
+                y = (lkey + slot * golden) & mask
+                y = ((y ^ (y >> 30)) * m1) & mask
+                y = ((y ^ (y >> 27)) * m2) & mask
                 g = y ^ (y >> 31)
-                lat_s = up_l[((g & LOW) * up_n) >> TABLE_BITS] * 0.001
-                ans = ans_l[(((g >> 16) & LOW) * ans_n) >> TABLE_BITS]
+                lat_s = up_l[((g & low) * up_n) >> tbits] * 0.001
+                ans = ans_l[(((g >> 16) & low) * ans_n) >> tbits]
                 tx, cap = xfer(t_send + lat_s, nbytes * inv_scale)
                 tx = tx + lat_s
             else:
@@ -308,10 +311,10 @@ class World:
             t_arr = t_send + tx + delay_s
             q = row[(off + int(t_arr * inv_slot)) % n_slots]
             if sdraw is None:
-                edge = q + svc_l[m] * mult_l[(h >> 16) & LOW]
+                edge = q + svc_l[m] * mult_l[(h >> 16) & low]
             else:
                 vals, offs, cnt = sdraw
-                edge = q + vals[offs[m] + ((((h >> 16) & LOW) * cnt[m]) >> TABLE_BITS)]
+                edge = q + vals[offs[m] + ((((h >> 16) & low) * cnt[m]) >> tbits)]
             tx_ms = tx * 1000.0
             e2e = c + tx_ms + delay2_ms + edge
             if link:
@@ -324,7 +327,7 @@ class World:
             energy, missed, dropped, u, r_acc, r_miss, r_en, reward = terms(
                 on, acc, e2e, c, tx, rbytes_l[m]
             )
-            bw = cap / MBPS * scale
+            bw = cap / mbps * scale
             return (
                 acc, on, e2e, c, tx_ms, edge, q, nbytes, energy, bw, r_acc, r_miss, r_en,
                 missed, dropped, u * unit_ms, reward, n + u,

@@ -13,6 +13,7 @@ intervals a late frame costs) has a scalar and an array form next to each other.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,24 +100,36 @@ class CostModel:
     ) -> tuple:  # fmt: skip
         """``(energy_j, missed, dropped, units, reward_accuracy, reward_miss, reward_energy,
         reward)`` of one frame (Python numbers)."""
-        energy = (
-            self.compute_power_w * 0.001 * compute_ms
-            + self.radio_base_w * transfer_s
-            + (radio_bytes_j)
-        )
-        units = math.ceil(e2e_ms / self.unit_ms)
-        if units < 1:
-            units = 1
-        if self.periodic:
-            dropped = units - 1
-            missed = float(dropped if on else dropped + 1)
-        else:
-            dropped = 0
-            missed = 0.0 if on else e2e_ms / self.deadline_ms
-        r_acc = on * self.w_accuracy * acc
-        r_miss = 0.0 - self.miss_penalty * missed
-        r_en = 0.0 - self.w_energy * energy
-        return energy, missed, dropped, units, r_acc, r_miss, r_en, r_acc + r_miss + r_en
+        return self.scalar_terms()(on, acc, e2e_ms, compute_ms, transfer_s, radio_bytes_j)
+
+    def scalar_terms(self) -> Callable[..., tuple]:
+        """:meth:`terms` as a closure over the model's constants (the single env's hot path)."""
+        power_ms = self.compute_power_w * 0.001  # evaluated first in the formula too
+        base_w, unit_ms, deadline = self.radio_base_w, self.unit_ms, self.deadline_ms
+        w_acc, penalty, w_en, periodic, ceil = (
+            self.w_accuracy, self.miss_penalty, self.w_energy, self.periodic, math.ceil,
+        )  # fmt: skip
+
+        def terms(
+            on: bool, acc: float, e2e_ms: float, compute_ms: float, transfer_s: float,
+            radio_bytes_j: float,
+        ) -> tuple:  # fmt: skip
+            energy = power_ms * compute_ms + base_w * transfer_s + (radio_bytes_j)
+            units = ceil(e2e_ms / unit_ms)
+            if units < 1:
+                units = 1
+            if periodic:
+                dropped = units - 1
+                missed = float(dropped if on else dropped + 1)
+            else:
+                dropped = 0
+                missed = 0.0 if on else e2e_ms / deadline
+            r_acc = on * w_acc * acc
+            r_miss = 0.0 - penalty * missed
+            r_en = 0.0 - w_en * energy
+            return energy, missed, dropped, units, r_acc, r_miss, r_en, r_acc + r_miss + r_en
+
+        return terms
 
     def terms_array(
         self, on: np.ndarray, acc: np.ndarray, e2e_ms: np.ndarray, compute_ms: np.ndarray,

@@ -27,7 +27,7 @@ filled                 transfers in the history / H (0 before the first answer)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -80,6 +80,7 @@ class ObservationBuilder:
         self._payload_arr = np.array(self.payloads)
         self._initial = np.zeros(self.dim, dtype=np.float32)
         self._initial[B : B + H] = 0.5
+        self._one: Callable[..., np.ndarray] | None = None  # scalar_builder(), on first use
 
     # -- construction ----------------------------------------------------------------------------
     @classmethod
@@ -145,31 +146,65 @@ class ObservationBuilder:
     ) -> np.ndarray:
         """One device's observation. ``inv``: the last H transfers' ms per byte, newest first
         (the first ``count`` valid); the rest are the last frame's measurements (ms)."""
-        d = self.deadline_ms
-        H = self._H
-        used = count if count < H else H
-        mean = sum(inv[:used]) / used if used else 0.0
-        vals = []
-        for p in self.payloads:
-            a = p * mean
-            vals.append(a / (d + a))
-        for i in range(H):
-            den = mean + inv[i]
-            vals.append(mean / den if i < used and den > 0.0 else 0.5)
-        o = e2e_ms - compute_ms - transfer_ms - edge_ms
-        if o < 0.0:
-            o = 0.0
-        q = edge_queue_ms if edge_queue_ms > 0.0 else 0.0
-        vals += (
-            q / (d + q),
-            o / (d + o),
-            e2e_ms / (d + e2e_ms),
-            1.0 if on_time else 0.0,
-            k * self._inv_k,
-            bits * self._inv_b,
-            used / H,
-        )
-        return np.array(vals, dtype=np.float32)
+        fn = self._one
+        if fn is None:
+            fn = self._one = self.scalar_builder()
+        return fn(inv, count, transfer_ms, compute_ms, edge_ms, edge_queue_ms, e2e_ms, on_time, k,
+                  bits)  # fmt: skip
+
+    def scalar_builder(self) -> Callable[..., np.ndarray]:
+        """:meth:`build_one` as a closure over the builder's constants (the single env's hot
+        path); same float64 operations in the same order as :meth:`build`'s rows."""
+        d, H, payloads = self.deadline_ms, self._H, self.payloads
+        inv_k, inv_b, dim = self._inv_k, self._inv_b, self.dim
+        fromiter, f32 = np.fromiter, np.float32
+        rows = range(H)
+
+        def build_one(
+            inv: Sequence[float], count: int, transfer_ms: float, compute_ms: float,
+            edge_ms: float, edge_queue_ms: float, e2e_ms: float, on_time: bool, k: int, bits: int,
+        ) -> np.ndarray:  # fmt: skip
+            vals = []
+            append = vals.append
+            if count >= H:  # a full history (the common case)
+                used = H
+                mean = sum(inv) / H
+                for p in payloads:
+                    a = p * mean
+                    append(a / (d + a))
+                for x in inv:
+                    den = mean + x
+                    append(mean / den if den > 0.0 else 0.5)
+            else:
+                used = count
+                mean = sum(inv[:used]) / used if used else 0.0
+                for p in payloads:
+                    a = p * mean
+                    append(a / (d + a))
+                for i in rows:
+                    den = mean + inv[i]
+                    append(mean / den if i < used and den > 0.0 else 0.5)
+            o = e2e_ms - compute_ms - transfer_ms - edge_ms
+            if o < 0.0:
+                o = 0.0
+            q = edge_queue_ms if edge_queue_ms > 0.0 else 0.0
+            vals += (
+                q / (d + q),
+                o / (d + o),
+                e2e_ms / (d + e2e_ms),
+                1.0 if on_time else 0.0,
+                k * inv_k,
+                bits * inv_b,
+                used / H,
+            )
+            return fromiter(vals, f32, dim)  # each float64 rounded to float32, as np.array does
+
+        return build_one
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_one"] = None  # a closure: rebuilt on first use
+        return state
 
     def build(
         self,

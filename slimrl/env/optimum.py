@@ -49,7 +49,8 @@ def solve_episode(
     H = int(horizon)
     modes = np.flatnonzero(world.mode_mask)
     M = len(modes)
-    window = window or max(64, 1_000_000 // M)
+    # about 100k (unit, mode) cells a window: each frames() call holds ~20 such float64 tables
+    window = window or max(64, 100_000 // M)
     value = np.zeros(H + 1)
     best_mode = np.zeros(H, dtype=np.int16)
     ep = episode._replace(trace_index=int(episode.trace_index), key=np.uint64(episode.key))

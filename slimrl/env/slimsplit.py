@@ -11,7 +11,7 @@ import numpy as np
 from gymnasium import spaces
 
 from slimrl.env.dynamics import Episode, World, action_mask
-from slimrl.env.frame import FRAME_INFO_KEYS, FRAME_KEYS, INDEX
+from slimrl.env.frame import FRAME_INFO_KEYS, FRAME_KEYS, INDEX, N_INFO
 from slimrl.env.observation import ObservationBuilder
 from slimrl.env.world_cache import build_world
 from slimrl.scenario import Scenario, load_scenario
@@ -157,7 +157,7 @@ class SlimSplitEnv(gym.Env):
         # scalar-path constants
         self._clamp = w.clamp
         self._K, self._B, self._M = w.K, w.B, w.M
-        self._build_obs = self.obs_builder.build_one
+        self._build_obs = self.obs_builder.scalar_builder()
         self._action_table = w.action_table
         self._H = ob.history
         self._needs_reset = True
@@ -193,31 +193,38 @@ class SlimSplitEnv(gym.Env):
             if not 0 <= a < self._M:
                 raise ValueError(f"action {action!r} outside {self.action_space}")
         else:
-            ki, bi = action.tolist() if isinstance(action, np.ndarray) else action
+            try:  # an ndarray (zero-cost when it is one), else a pair
+                ki, bi = action.tolist()
+            except AttributeError:
+                ki, bi = action
             if not (0 <= ki < self._K and 0 <= bi < self._B):
                 raise ValueError(f"action {action!r} outside {self.action_space}")
             a = ki * self._B + bi
         m = self._clamp[a]
         n = self._n
-        f = self._ep_frame(m, n)
+        # the frame record unpacked in FRAME_KEYS order (checked at import, below the class)
+        (acc, on, e2e, c, tx, edge, q, nbytes, energy, bw, r_acc, r_miss, r_en, missed, dropped,
+         busy, reward, nxt) = self._ep_frame(m, n)  # fmt: skip
         k, b = self._action_table[m]
         inv = self._inv
-        tx = f[_TX]
-        inv.insert(0, tx / f[_BYTES])
+        inv.insert(0, tx / nbytes)
         inv.pop()
         self._count = count = self._count + 1
-        obs = self._build_obs(inv, count, tx, f[_C], f[_EDGE], f[_Q], f[_E2E], f[_ON], k, b)
-        self._n = f[_NEXT]
-        truncated = self._n >= self._horizon
+        obs = self._build_obs(inv, count, tx, c, edge, q, e2e, on, k, b)
+        self._n = nxt
+        truncated = nxt >= self._horizon
         if truncated:
             self._needs_reset = True
-        info = dict(zip(FRAME_INFO_KEYS, f, strict=False))  # the info fields come first
-        info["k"] = k
-        info["bits"] = b
-        info["t_s"] = self._t0 + n * self._unit_s
-        info["trace"] = self._trace_name
-        info["action_mask"] = self._mask.copy()
-        return obs, f[_R], False, truncated, info
+        # INFO_KEYS in order (checked at import)
+        info = {
+            "accuracy": acc, "on_time": on, "e2e_ms": e2e, "compute_ms": c, "transfer_ms": tx,
+            "edge_ms": edge, "edge_queue_ms": q, "bytes": nbytes, "energy_j": energy,
+            "bandwidth_mbps": bw, "reward_accuracy": r_acc, "reward_miss": r_miss,
+            "reward_energy": r_en, "missed": missed, "dropped": dropped, "busy_ms": busy, "k": k,
+            "bits": b, "t_s": self._t0 + n * self._unit_s, "trace": self._trace_name,
+            "action_mask": self._mask.copy(),  # a new object per call (Gymnasium's env checker)
+        }  # fmt: skip
+        return obs, reward, False, truncated, info
 
     # -- extras ----------------------------------------------------------------------------------
     def action_masks(self) -> np.ndarray:
@@ -255,11 +262,13 @@ class SlimSplitEnv(gym.Env):
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state.pop("_ep_frame", None)  # a closure: rebuilt on unpickling
+        state.pop("_ep_frame", None)  # closures: rebuilt on unpickling
+        state.pop("_build_obs", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._build_obs = self.obs_builder.scalar_builder()
         if not self._needs_reset:
             self._ep_frame = self.world.episode_frame(self._episode)
 
@@ -267,6 +276,18 @@ class SlimSplitEnv(gym.Env):
     def sim_time_s(self) -> float:
         """Start time (s, on the trace's clock) of the next frame."""
         return self._t0 + self._n * self._unit_s
+
+
+# SlimSplitEnv.step spells the frame record and the info keys out (a dict display is faster than
+# dict(zip(...))): they must follow frame.FRAME_KEYS and INFO_KEYS exactly.
+_STEP_FRAME = (
+    "accuracy", "on_time", "e2e_ms", "compute_ms", "transfer_ms", "edge_ms", "edge_queue_ms",
+    "bytes", "energy_j", "bandwidth_mbps", "reward_accuracy", "reward_miss", "reward_energy",
+    "missed", "dropped", "busy_ms", "reward", "next_unit",
+)  # fmt: skip
+_STEP_INFO = (*_STEP_FRAME[:N_INFO], "k", "bits", "t_s", "trace", "action_mask")
+if FRAME_KEYS != _STEP_FRAME or INFO_KEYS != _STEP_INFO:
+    raise ImportError("slimrl.env.slimsplit: SlimSplitEnv.step is out of step with FRAME_KEYS")
 
 
 def mode_space(w: World, action_space: str) -> spaces.Space:

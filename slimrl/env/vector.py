@@ -269,6 +269,26 @@ class SlimSplitVectorEnv(VectorEnv):
         if meta.get("np_random") is not None:
             self._np_random = gen(meta["np_random"])
 
+    def keep_envs(self, rows: Any) -> None:
+        """Keep only sub-envs ``rows`` (indices, in that order) and drop the others: an
+        evaluation stops stepping episodes that have ended. Every kept sub-env goes on exactly
+        as it would have (its episode, history and generator move with it)."""
+        idx = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if idx.size < 1 or idx.min() < 0 or idx.max() >= self.num_envs:
+            raise ValueError(f"keep_envs: expected 1..{self.num_envs} indices in range")
+        N = int(idx.size)
+        self._ep = Episode(*(a[idx] for a in self._ep))
+        self._n, self._horizon = self._n[idx], self._horizon[idx]
+        self._inv, self._count = self._inv[idx], self._count[idx]
+        if self._rngs is not None:
+            self._rngs = [self._rngs[i] for i in idx.tolist()]
+        self.num_envs = N
+        self.observation_space = batch_space(self.single_observation_space, N)
+        self.action_space = batch_space(self.single_action_space, N)
+        self._mask = np.broadcast_to(self._mask[0], (N, self._mask.shape[1]))
+        self._rows = np.arange(N)
+        self._all = np.ones(N, dtype=bool)
+
     @property
     def sim_time_s(self) -> np.ndarray:
         """Start time (s) of every sub-env's next frame."""

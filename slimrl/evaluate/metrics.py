@@ -19,7 +19,7 @@ Bootstraps use ``scipy.stats.bootstrap`` (percentile, 2000 resamples, seeded).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -135,8 +135,12 @@ def summary_table(
     references: Sequence[str] = (),
     baseline: str | None = None,
     seed: int = 0,
+    e2e: Callable[[str], pd.Series] | None = None,
 ) -> pd.DataFrame:
-    """The summary table (rows in ``order``), scored against ``static`` and ``optimal``."""
+    """The summary table (rows in ``order``), scored against ``static`` and ``optimal``.
+
+    The latency percentiles come from ``steps`` (every frame), else from ``e2e(name)`` (one
+    policy's ``e2e_ms`` at a time), else are left out."""
     span = _matrix(episodes, optimal, "span_s")
     g_static = _matrix(episodes, static, "reward")
     g_opt = _matrix(episodes, optimal, "reward")
@@ -172,10 +176,14 @@ def summary_table(
             row["baseline"] = baseline
             row["diff_per_s"] = float(_rate(g - g_base, span))
             row["diff_ci_low"], row["diff_ci_high"] = _ci((g - g_base, span), _rate, seed)
+        lat = None
         if steps is not None:
-            e2e = steps.loc[steps["policy"] == name, "e2e_ms"]
-            row["e2e_p50_ms"] = float(e2e.quantile(0.5)) if len(e2e) else np.nan
-            row["e2e_p95_ms"] = float(e2e.quantile(0.95)) if len(e2e) else np.nan
+            lat = steps.loc[steps["policy"] == name, "e2e_ms"]
+        elif e2e is not None:
+            lat = e2e(name)
+        if lat is not None:
+            row["e2e_p50_ms"] = float(lat.quantile(0.5)) if len(lat) else np.nan
+            row["e2e_p95_ms"] = float(lat.quantile(0.95)) if len(lat) else np.nan
         rows.append(row)
     df = pd.DataFrame(rows, columns=[*SUMMARY_COLUMNS, *EXTRA_COLUMNS])
     df["frames"] = df["frames"].astype(np.int64)

@@ -147,13 +147,20 @@ def simulate(
     *,
     keep_steps: bool = True,
     progress: Callable[[float], None] | None = None,
+    sink: Callable[[dict[str, np.ndarray]], None] | None = None,
+    index: Sequence[int] | None = None,
 ) -> Rollout:
     """Run every policy on every episode of ``plan``.
 
     ``make_env(n)`` returns a fresh flat-action ``SlimSplitVectorEnv`` with ``n`` sub-envs.
-    ``progress`` is called now and then with the fraction done (0..1).
+    ``progress`` is called now and then with the fraction done (0..1). An episode that has
+    ended leaves the vector env and its policy's batch (nothing is stepped past its end), so
+    the work is the frames played. ``sink(chunk)`` receives the frames as they are played (one
+    dict of arrays per step, the keys of :attr:`Rollout.steps`) instead of keeping them;
+    ``index`` numbers the policies in the chunks (default ``0..P-1``).
     """
     P, E = len(policies), len(plan)
+    number = list(range(P)) if index is None else [int(i) for i in index]
     groups = [
         [i for i, p in enumerate(policies) if not p.needs_lookahead],
         [i for i, p in enumerate(policies) if p.needs_lookahead],
@@ -162,7 +169,8 @@ def simulate(
     totals = {"frames": np.zeros((P, E), dtype=np.int64)}
     totals["span_s"] = np.broadcast_to(np.asarray(plan.span_s), (P, E)).copy()
     totals.update({k: np.zeros((P, E)) for k in TOTAL_KEYS})
-    parts: list[dict[str, np.ndarray]] = []
+    chunks: list[dict[str, np.ndarray]] = []
+    out = chunks.append if (keep_steps and sink is None) else sink
     done_weight = 0.0
     for g in groups:
         weight = len(g) / P
@@ -173,18 +181,15 @@ def simulate(
 
         venv = make_env(len(g) * E)
         try:
-            part = _run_group(venv, [policies[i] for i in g], g, plan, keep_steps, totals, report)
+            _run_group(venv, [policies[i] for i in g], g, number, plan, totals, report, out)
         finally:
             venv.close()
-        if part is not None:
-            parts.append(part)
         done_weight += weight
     if progress is not None:
         progress(1.0)
     steps = None
-    if keep_steps:
-        keys = parts[0].keys()
-        steps = {k: np.concatenate([p[k] for p in parts]) for k in keys}
+    if keep_steps and sink is None:
+        steps = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
     return Rollout(steps, totals)
 
 
@@ -192,77 +197,102 @@ def _run_group(
     venv: Any,
     group: list[BatchPolicy],
     index: list[int],
+    number: list[int],
     plan: EpisodePlan,
-    keep_steps: bool,
     totals: dict[str, np.ndarray],
     report: Callable[[float], None],
-) -> dict[str, np.ndarray] | None:
+    out: Callable[[dict[str, np.ndarray]], None] | None,
+) -> None:
     E = len(plan)
-    N = len(group) * E
-    slices = [slice(j * E, (j + 1) * E) for j in range(len(group))]
-    pol_of_row = np.repeat(np.asarray(index, dtype=np.int64), E)
-    ep_of_row = np.tile(np.arange(E, dtype=np.int64), len(group))
-    obs, infos = venv.reset(**plan.reset_kwargs(len(group)))
+    G = len(group)
+    N0 = G * E
+    # original row r: policy index[r // E], episode r % E; ``rows`` maps env rows to them
+    pol_of_row = np.repeat(np.asarray([number[i] for i in index], dtype=np.int64), E)
+    ep_of_row = np.tile(np.arange(E, dtype=np.int64), G)
+    rows = np.arange(N0)
+    counts = [E] * G  # live rows of each policy (contiguous in the env, in policy order)
+    obs, infos = venv.reset(**plan.reset_kwargs(G))
     for p in group:
         p.reset(E)
     lookahead = any(p.needs_lookahead for p in group)
     episode = any(p.needs_episode for p in group)
-    active = np.ones(N, dtype=bool)
-    step_of_row = np.zeros(N, dtype=np.int64)
+    step_of_row = np.zeros(N0, dtype=np.int64)
     start = np.asarray([plan.start_s[e] for e in ep_of_row])
     span = np.asarray([plan.span_s[e] for e in ep_of_row])
-    sums = {k: np.zeros(N) for k in TOTAL_KEYS}
-    chunks: list[dict[str, np.ndarray]] = []
-    actions = np.zeros(N, dtype=np.int64)
+    sums = {k: np.zeros(N0) for k in TOTAL_KEYS}
+    finished = 0.0  # episodes done, for the progress fraction
     it = 0
-    while active.any():
+    while rows.size:
+        N = rows.size
         if lookahead or episode:
             infos = dict(infos)
         if lookahead:
             infos["lookahead"] = venv.lookahead()
         if episode:
             infos["episode"] = venv.episode_state()
-        for p, sl in zip(group, slices, strict=True):
-            actions[sl] = p.act_batch(obs[sl], _Rows(infos, sl, N))
+        actions = np.zeros(N, dtype=np.int64)
+        lo = 0
+        for p, c in zip(group, counts, strict=True):
+            if c:
+                sl = slice(lo, lo + c)
+                actions[sl] = p.act_batch(obs[sl], _Rows(infos, sl, N))
+            lo += c
         obs, reward, _term, trunc, infos = venv.step(actions)
         src = infos.get("final_info", infos)
-        rows = None if active.all() else np.flatnonzero(active)
-
-        def take(a: np.ndarray, rows: np.ndarray | None = rows) -> np.ndarray:
-            a = np.asarray(a)
-            return a.copy() if rows is None else a[rows]
-
-        if keep_steps:
+        if out is not None:
             chunk = {
-                "policy": take(pol_of_row),
-                "episode": take(ep_of_row),
-                "step": take(step_of_row),
-                "action": take(actions),
-                "reward": take(reward),
+                "policy": pol_of_row[rows],
+                "episode": ep_of_row[rows],
+                "step": step_of_row[rows],
+                "action": actions,
+                "reward": np.asarray(reward).copy(),
             }
             for key in STEP_KEYS:
-                chunk[key] = take(src[key])
-            chunks.append(chunk)
-        a = active.astype(np.float64)
-        sums["reward"] += a * reward
+                chunk[key] = np.array(src[key])
+            out(chunk)
+        sums["reward"][rows] += reward
         for key in TOTAL_KEYS[1:]:
-            sums[key] += a * np.asarray(src[key], dtype=np.float64)
-        step_of_row += active
-        active &= ~np.asarray(trunc, dtype=bool)
+            sums[key][rows] += np.asarray(src[key], dtype=np.float64)
+        step_of_row[rows] += 1
+        done = np.asarray(trunc, dtype=bool)
+        if done.any():  # ended episodes leave the env and their policy's batch
+            keep = np.flatnonzero(~done)
+            finished += float(done.sum())
+            if keep.size:
+                venv.keep_envs(keep)
+                lo, new_counts = 0, []
+                for p, c in zip(group, counts, strict=True):
+                    local = keep[(keep >= lo) & (keep < lo + c)] - lo
+                    if c:
+                        p.keep_rows(local)
+                    new_counts.append(int(local.size))
+                    lo += c
+                counts = new_counts
+                obs = obs[keep]
+                infos = _take_rows(infos, keep, N)
+            rows = rows[keep]
         it += 1
-        if it % 20 == 0:
-            report(_fraction(active, venv.sim_time_s, start, span))
+        if it % 20 == 0 and rows.size:
+            t = venv.sim_time_s
+            f = np.clip((t - start[rows]) / np.maximum(span[rows], 1e-9), 0.0, 1.0)
+            report((finished + float(f.sum())) / N0)
 
     for j, pi in enumerate(index):
-        sl = slices[j]
+        sl = slice(j * E, (j + 1) * E)
         totals["frames"][pi] = step_of_row[sl]
         for k in TOTAL_KEYS:
             totals[k][pi] = sums[k][sl]
-    if not keep_steps:
-        return None
-    return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
 
-def _fraction(active: np.ndarray, t: np.ndarray, start: np.ndarray, span: np.ndarray) -> float:
-    f = np.clip((t - start) / np.maximum(span, 1e-9), 0.0, 1.0)
-    return float(np.where(active, f, 1.0).mean())
+def _take_rows(infos: Mapping[str, Any], keep: np.ndarray, n: int) -> dict[str, Any]:
+    """The rows ``keep`` of a vector env's infos (per-row arrays subset; the final_* entries,
+    which only ended rows use, dropped)."""
+    out: dict[str, Any] = {}
+    for k, v in infos.items():
+        if k in ("final_obs", "_final_obs", "final_info", "_final_info"):
+            continue
+        if isinstance(v, np.ndarray) and v.ndim and v.shape[0] == n:
+            out[k] = v[keep]
+        else:
+            out[k] = v
+    return out

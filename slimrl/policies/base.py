@@ -23,6 +23,8 @@ import numpy as np
 from slimrl.env.dynamics import action_mask
 from slimrl.env.frame import CostModel
 
+_NONE = object()
+
 #: info keys a stateful heuristic reads (device-side measurements of the last frame)
 MEASURED_KEYS = ("bytes", "transfer_ms", "edge_queue_ms", "compute_ms", "e2e_ms", "edge_ms")
 
@@ -187,8 +189,25 @@ class BatchPolicy:
     def reset(self, n: int = 1) -> None:
         """Allocate state for ``n`` rows (all at the start of an episode)."""
         self.n = int(n)
+        before = dict(vars(self))
         self._alloc(self.n)
+        # what _alloc made is the per-row state (keep_rows subsets it)
+        self._row_state = [k for k, v in vars(self).items() if before.get(k, _NONE) is not v]
         self._reset_rows(np.ones(self.n, dtype=bool))
+
+    def keep_rows(self, rows: np.ndarray) -> None:
+        """Keep only rows ``rows`` (indices, in that order) of the per-row state, which go on
+        as they were: an evaluation drops the episodes that have ended. The state is what
+        :meth:`_alloc` allocates (arrays and lists with one entry per row); a subclass with other
+        per-row attributes (per-row parameters) extends this."""
+        idx = np.asarray(rows, dtype=np.int64).reshape(-1)
+        for key in getattr(self, "_row_state", ()):
+            v = getattr(self, key)
+            if isinstance(v, np.ndarray) and v.ndim and v.shape[0] == self.n:
+                setattr(self, key, v[idx])
+            elif isinstance(v, list) and len(v) == self.n:
+                setattr(self, key, [v[i] for i in idx.tolist()])
+        self.n = int(idx.size)
 
     def act_batch(self, observations: np.ndarray, infos: Mapping[str, Any]) -> np.ndarray:
         """Flat mode indices (N,) for N observations and the matching infos (dict of arrays)."""

@@ -194,14 +194,25 @@ class GoodputHistory(BatchPolicy):
         self._fixed_ms = table.compute_ms + 2.0 * table.delay_ms + table.service_ms
         self._payload = table.payload_bytes
         self.probe = fastest_mode(table)
+        self._params = (self.window, self.margin)
         per_row = [a.size for a in (self.window, self.margin) if a.ndim]
         super().__init__(table, per_row[0] if per_row else 1)
 
     def reset(self, n: int = 1) -> None:
+        # per-row parameters as given (keep_rows drops rows of an evaluation in progress)
+        self.window, self.margin = self._params
         for arr in (self.window, self.margin):
             if arr.ndim and arr.size != n:
                 raise ValueError(f"{self.name}: per-row parameters for {arr.size} rows, reset({n})")
         super().reset(n)
+
+    def keep_rows(self, rows: np.ndarray) -> None:
+        idx = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if self.window.ndim:
+            self.window = self.window[idx]
+        if self.margin.ndim:
+            self.margin = self.margin[idx]
+        super().keep_rows(idx)
 
     def _alloc(self, n: int) -> None:
         self.inv_hist = np.zeros((n, self.max_window))  # ms per byte, newest first

@@ -119,6 +119,7 @@ class Trace:
         self._knots_l: list[float] = knots.tolist()
         self._cum_l: list[float] = cum.tolist()
         self._cap_l: list[float] = capacity.tolist()
+        self._xfer = None  # transfer_fn(), built on first use
 
     # construction helpers -------------------------------------------------------------------
     @classmethod
@@ -260,37 +261,53 @@ class Trace:
 
     def transfer(self, t: float, nbytes: float) -> tuple[float, float]:
         """``(transfer_time(t, nbytes), capacity at t)`` in one lookup (s, bytes/s)."""
+        fn = self._xfer
+        if fn is None:
+            fn = self._xfer = self.transfer_fn()
+        return fn(t, nbytes)
 
-        if nbytes <= 0:
-            if nbytes == 0:
-                return 0.0, self.capacity_at(t)
-            raise ValueError(f"nbytes must be >= 0, got {nbytes!r}")
-        dur = self._duration
+    def transfer_fn(self):
+        """:meth:`transfer` as a closure over this trace's lists (the single env's hot path)."""
+        dur, total = self._duration, self._total
         knots, cum, cap = self._knots_l, self._cum_l, self._cap_l
-        tm = t % dur
-        if tm >= dur:  # t a hair below 0
-            tm = 0.0
-        i = bisect_right(knots, tm) - 1
-        target = cum[i] + cap[i] * (tm - knots[i]) + nbytes
-        total = self._total
-        if target <= total:
-            p = 0
-            r = target
-        else:
-            p = math.ceil(target / total) - 1
-            r = target - p * total
-            if r > total:
-                p += 1
-                r -= total
-            elif r <= 0.0:
-                p -= 1
-                r += total
-        j = bisect_left(cum, r)
-        if j >= len(cum):
-            j = len(cum) - 1
-        end = knots[j - 1] + (r - cum[j - 1]) / cap[j - 1]
-        dt = p * dur + end - tm
-        return (dt if dt > 0.0 else 0.0), cap[i]
+        last = len(cum) - 1
+        capacity_at, ceil = self.capacity_at, math.ceil
+
+        def transfer(t: float, nbytes: float) -> tuple[float, float]:
+            if nbytes <= 0:
+                if nbytes == 0:
+                    return 0.0, capacity_at(t)
+                raise ValueError(f"nbytes must be >= 0, got {nbytes!r}")
+            tm = t % dur
+            if tm >= dur:  # t a hair below 0
+                tm = 0.0
+            i = bisect_right(knots, tm) - 1
+            target = cum[i] + cap[i] * (tm - knots[i]) + nbytes
+            if target <= total:
+                p = 0
+                r = target
+            else:
+                p = ceil(target / total) - 1
+                r = target - p * total
+                if r > total:
+                    p += 1
+                    r -= total
+                elif r <= 0.0:
+                    p -= 1
+                    r += total
+            j = bisect_left(cum, r)
+            if j > last:
+                j = last
+            end = knots[j - 1] + (r - cum[j - 1]) / cap[j - 1]
+            dt = p * dur + end - tm
+            return (dt if dt > 0.0 else 0.0), cap[i]
+
+        return transfer
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_xfer"] = None  # a closure: rebuilt on first use
+        return state
 
     def transfer_times(self, t: float | np.ndarray, nbytes: float | np.ndarray) -> np.ndarray:
         """Vectorised :meth:`transfer_time` over broadcast arrays ``t`` (s) and ``nbytes``."""

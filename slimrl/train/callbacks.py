@@ -77,6 +77,25 @@ class EpisodeStats:
         for i, (info, done) in enumerate(zip(infos, dones, strict=False)):
             self.add(i, info, bool(done))
 
+    def add_arrays(self, values: Mapping[str, np.ndarray], dones: np.ndarray) -> None:
+        """One vector step from the vector env's arrays (every row a frame): the same sums as
+        :meth:`add` per row, in the same order, without a dict per env."""
+        n = len(dones)
+        acc = getattr(self, "_acc", None)
+        if acc is None or acc.shape[0] != n:
+            acc = self._acc = np.zeros((n, self._FIELDS))
+        r = 0.0 + np.asarray(values[REWARD_TERMS[0]], dtype=np.float64)
+        for k in REWARD_TERMS[1:]:
+            r = r + np.asarray(values[k], dtype=np.float64)
+        acc[:, 0] += r
+        acc[:, 1] += 1
+        acc[:, 2] += np.asarray(values["on_time"], dtype=np.float64)
+        acc[:, 3] += np.asarray(values["dropped"], dtype=np.float64)
+        done = np.flatnonzero(dones)
+        if done.size:
+            self.episodes.extend(tuple(row) for row in acc[done].tolist())
+            acc[done] = 0.0
+
     def summary(self) -> dict[str, float]:
         """Metric name -> value over the finished episodes (empty when there are none)."""
         if not self.episodes:
@@ -126,6 +145,7 @@ class InfoStats:
 
     def reset(self) -> None:
         self._values: dict[str, list[float]] = {k: [] for k in self.keys}
+        self._chunks: dict[str, list[np.ndarray]] = {k: [] for k in self.keys}
         self.frames = 0
 
     def add(self, info: Mapping[str, Any]) -> None:
@@ -142,12 +162,30 @@ class InfoStats:
         for info in infos:
             self.add(info)
 
+    def add_arrays(self, values: Mapping[str, np.ndarray]) -> None:
+        """One vector step's frames, one array per key (every row a frame)."""
+        n = None
+        for key in self.keys:
+            v = values.get(key)
+            if v is not None:
+                arr = np.asarray(v, dtype=np.float64)
+                self._chunks[key].append(arr)
+                n = arr.shape[0]
+        if n is not None:
+            self.frames += n
+
+    def _array(self, key: str) -> np.ndarray:
+        parts = [*self._chunks.get(key, ())]
+        if self._values.get(key):
+            parts.append(np.asarray(self._values[key], dtype=np.float64))
+        return np.concatenate(parts) if parts else np.zeros(0)
+
     def summary(self) -> dict[str, float]:
         """Metric name -> value (empty when no frame was added)."""
         if not self.frames:
             return {}
         out: dict[str, float] = {"frames": float(self.frames)}
-        arrays = {k: np.asarray(v) for k, v in self._values.items() if v}
+        arrays = {k: a for k in self.keys if (a := self._array(k)).size}
         for key, arr in arrays.items():
             name = {"on_time": "on_time_rate", "dropped": "drop_rate"}.get(key, key)
             out[f"{name}_mean" if key in ("k", "bits") else name] = float(arr.mean())
@@ -169,7 +207,7 @@ class InfoStats:
 
     def histograms(self) -> dict[str, np.ndarray]:
         """The chosen k and bits values (for TensorBoard histograms)."""
-        return {k: np.asarray(self._values[k]) for k in ("k", "bits") if self._values.get(k)}
+        return {k: a for k in ("k", "bits") if k in self.keys and (a := self._array(k)).size}
 
     def record(self, logger: Any, prefix: str) -> dict[str, float]:
         """Record the summary under ``prefix/`` in an SB3 logger; returns it."""
@@ -203,12 +241,18 @@ class InfoMetricsCallback(BaseCallback):
     def _init_callback(self) -> None:
         _set_modes(self.stats, self.training_env)
         self.episodes.span_s = episode_span_s(self.training_env)
+        self._adapter = _vector_adapter(self.training_env)
 
     def _on_step(self) -> bool:
+        dones = self.locals.get("dones")
+        if self._adapter is not None and dones is not None:  # the arrays, no dict per env
+            infos = self._adapter.last_infos
+            self.stats.add_arrays(infos)
+            self.episodes.add_arrays(infos, np.asarray(dones, dtype=bool))
+            return True
         infos = self.locals.get("infos")
         if infos:
             self.stats.add_many(infos)
-            dones = self.locals.get("dones")
             if dones is not None:
                 self.episodes.add_step(infos, dones)
         return True
@@ -406,3 +450,14 @@ def _set_modes(stats: InfoStats, env: VecEnv) -> None:
     except (AttributeError, IndexError):
         return
     stats.values = {"k": tuple(world.ks), "bits": tuple(world.bits)}
+
+
+def _vector_adapter(env: Any) -> Any:
+    """The :class:`~slimrl.train.vec_env.GymVectorToSB3` under ``env``'s wrappers, if any."""
+    from slimrl.train.vec_env import GymVectorToSB3
+
+    while env is not None:
+        if isinstance(env, GymVectorToSB3):
+            return env
+        env = getattr(env, "venv", None)
+    return None

@@ -3,21 +3,24 @@
 Each trial samples hyperparameters (the Zoo's search spaces for PPO / MaskablePPO, A2C and DQN;
 the discount factor also offers the low values that suit SlimSplit's nearly independent frames),
 trains on the training split and reports the validation reward after each of ``n_evaluations``
-evaluations to a median pruner. The study lives in SQLite under the log folder (resumable: the
-same ``--study-name`` continues it) and the best trial is written as a Zoo hyperparameter file
-that ``slimrl train --conf-file`` reads.
+evaluations to a median pruner. The study lives in SQLite under the log folder by default
+(resumable: the same ``--study-name`` continues it); ``--storage`` shares it between workers
+started together on one machine (SQLite), on a shared file system (Optuna's journal file,
+``FILE.log``) or across machines (a PostgreSQL / MySQL URL): see :func:`open_study`. The best
+trial is written as a Zoo hyperparameter file that ``slimrl train --conf-file`` reads.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from slimrl.errors import SlimrlError
-from slimrl.io import write_text
+from slimrl.io import atomic_path, write_text
 from slimrl.runs import ENV_ID, canonical_algo
 from slimrl.scenario import load_scenario, parse_set_args
 from slimrl.train.config import MAX_EVAL_ENVS, VAL_SEED, TuneConfig
@@ -146,32 +149,12 @@ def tune(cfg: TuneConfig, echo: Callable[[str], None] = print) -> Path:
     study_name = cfg.study_name or f"{algo}-{scenario.name}"
     out_dir = Path(cfg.log_folder) / algo / "optuna"
     out_dir.mkdir(parents=True, exist_ok=True)
-    storage = cfg.storage or f"sqlite:///{(out_dir / f'{study_name}.db').resolve()}"
-
-    if cfg.sampler == "random":
-        sampler = optuna.samplers.RandomSampler(seed=cfg.seed)
-    else:
-        sampler = optuna.samplers.TPESampler(
-            n_startup_trials=cfg.n_startup_trials, seed=cfg.seed, multivariate=True
-        )
-    if cfg.pruner == "none":
-        pruner = optuna.pruners.NopPruner()
-    else:
-        pruner = optuna.pruners.MedianPruner(
-            n_startup_trials=cfg.n_startup_trials, n_warmup_steps=cfg.n_evaluations // 3
-        )
-    study = optuna.create_study(
-        study_name=study_name,
-        storage=storage,
-        sampler=sampler,
-        pruner=pruner,
-        direction="maximize",
-        load_if_exists=True,
-    )
+    url = cfg.storage or f"sqlite:///{(out_dir / f'{study_name}.db').resolve()}"
+    study, worker, storage = open_study(optuna, url, study_name, cfg)
     objective = _Objective(cfg, algo, base, where, scenario, n_timesteps, echo, optuna)
     echo(
-        f"Study {study_name!r} ({storage}): {cfg.n_trials} trials of {n_timesteps:,} steps "
-        f"on {label}, {cfg.n_evaluations} validations each"
+        f"Study {study_name!r} ({storage}), worker {worker}: {cfg.n_trials} trials of "
+        f"{n_timesteps:,} steps on {label}, {cfg.n_evaluations} validations each"
     )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study.optimize(objective, n_trials=cfg.n_trials, timeout=cfg.timeout, catch=())
@@ -187,10 +170,151 @@ def tune(cfg: TuneConfig, echo: Callable[[str], None] = print) -> Path:
         f"{best.value:.3f} per episode after {n_timesteps:,} steps on {label}.\n"
     )
     write_text(best_file, header + dump_zoo_yaml(hp))
-    with contextlib.suppress(Exception):  # the CSV is a convenience (needs pandas)
-        study.trials_dataframe().to_csv(out_dir / f"{study_name}_trials.csv", index=False)
+    with contextlib.suppress(Exception), atomic_path(out_dir / f"{study_name}_trials.csv") as tmp:
+        study.trials_dataframe().to_csv(tmp, index=False)  # a convenience (needs pandas)
     echo(f"Best trial {best.number}: {best.value:.3f}; hyperparameters -> {best_file}")
     return best_file
+
+
+# -- the study: shared safely by workers started together ------------------------------------------
+
+#: how often a worker retries opening a study that another worker is creating at that moment
+OPEN_ATTEMPTS = 12
+
+
+def storage_kind(url: str) -> str:
+    """``"sqlite"``, ``"journal"`` (Optuna's journal file: a path ending ``.log`` or
+    ``journal:///PATH``) or ``"server"`` (another SQLAlchemy URL: PostgreSQL, MySQL, ...)."""
+    if url.startswith("sqlite:///"):
+        return "sqlite"
+    if url.startswith("journal:///") or url.endswith(".log"):
+        return "journal"
+    if "://" not in url:
+        raise SlimrlError(
+            f"--storage {url!r}: expected an SQLAlchemy URL (sqlite:///FILE, "
+            "postgresql://..., mysql://...) or a journal file (FILE.log or journal:///FILE)"
+        )
+    return "server"
+
+
+def _storage_file(url: str) -> Path | None:
+    kind = storage_kind(url)
+    if kind == "sqlite":
+        path = url[len("sqlite:///") :]
+        return None if path in ("", ":memory:") else Path(path)
+    if kind == "journal":
+        return Path(url[len("journal:///") :] if url.startswith("journal:///") else url)
+    return None
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path | None):
+    """An exclusive ``flock`` on ``PATH.slimrl-lock`` (no-op without a file or ``fcntl``)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        fcntl = None
+    if path is None or fcntl is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # not FILE.lock: Optuna's journal backend uses that name for its own lock
+    fd = os.open(f"{path}.slimrl-lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def make_storage(optuna: Any, url: str) -> Any:
+    """The Optuna storage of ``url``: SQLite waits for the file lock instead of failing with
+    "database is locked" when workers write together; a journal file is Optuna's
+    ``JournalFileBackend`` (for a file system several machines share)."""
+    kind = storage_kind(url)
+    if kind == "journal":
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        return JournalStorage(JournalFileBackend(str(_storage_file(url))))
+    if kind == "sqlite":
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
+    return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+
+
+def _transient(exc: BaseException) -> bool:
+    """An error a concurrent creator causes (a table or study row made by another worker)."""
+    text = f"{type(exc).__name__}: {exc}".lower()
+    return any(
+        s in text
+        for s in ("integrityerror", "already exists", "duplicate", "database is locked",
+                  "unique constraint", "operationalerror")
+    )  # fmt: skip
+
+
+def open_study(optuna: Any, url: str, study_name: str, cfg: TuneConfig) -> tuple[Any, int, str]:
+    """Create or join study ``study_name`` at ``url``: ``(study, worker index, url shown)``.
+
+    Workers started at the same moment on a new study must not race to create its tables or its
+    row. File storages (SQLite, journal) are opened under an exclusive ``flock`` on
+    ``FILE.slimrl-lock``, so one worker creates and the others load; a server database is
+    retried with backoff when a concurrent creation surfaces as an integrity or "already
+    exists" error. Each worker takes the next index from the study (under the lock for file
+    storages) and seeds its sampler with ``--seed + index``, so workers do not propose the same
+    trials.
+    """
+    import random
+    import time
+
+    kind = storage_kind(url)
+    with _file_lock(_storage_file(url)):
+        last: BaseException | None = None
+        for attempt in range(OPEN_ATTEMPTS):
+            try:
+                storage = make_storage(optuna, url)
+                # the sampler's seed is set below, once this worker's index is known
+                study = optuna.create_study(
+                    study_name=study_name,
+                    storage=storage,
+                    direction="maximize",
+                    load_if_exists=True,
+                )
+                worker = int(study.user_attrs.get("slimrl_workers", 0))
+                study.set_user_attr("slimrl_workers", worker + 1)
+                break
+            except Exception as exc:  # noqa: BLE001 - sorted by _transient
+                if not _transient(exc) or attempt == OPEN_ATTEMPTS - 1:
+                    if _transient(exc):
+                        raise SlimrlError(
+                            f"--storage {url}: could not open study {study_name!r} after "
+                            f"{OPEN_ATTEMPTS} attempts ({type(exc).__name__}: "
+                            f"{str(exc).splitlines()[0]})"
+                        ) from exc
+                    raise
+                last = exc
+                time.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
+        else:  # pragma: no cover - the loop breaks or raises
+            raise SlimrlError(f"--storage {url}: {last}")
+    if kind == "server":  # no lock: two workers may share an index; their seeds must not
+        worker += int.from_bytes(os.urandom(4), "little") << 8
+    seed = cfg.seed + worker
+    if cfg.sampler == "random":
+        sampler = optuna.samplers.RandomSampler(seed=seed)
+    else:
+        sampler = optuna.samplers.TPESampler(
+            n_startup_trials=cfg.n_startup_trials, seed=seed, multivariate=True
+        )
+    if cfg.pruner == "none":
+        pruner = optuna.pruners.NopPruner()
+    else:
+        pruner = optuna.pruners.MedianPruner(
+            n_startup_trials=cfg.n_startup_trials, n_warmup_steps=cfg.n_evaluations // 3
+        )
+    study = optuna.load_study(
+        study_name=study_name, storage=storage, sampler=sampler, pruner=pruner
+    )
+    shown = url if kind != "server" else url.split("@")[-1]  # no password in the log
+    return study, worker, shown
 
 
 class _Objective:

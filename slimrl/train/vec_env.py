@@ -4,13 +4,16 @@ Gymnasium vector envs return infos as one dict of arrays (with ``_key`` validity
 ``SAME_STEP`` autoreset mode, the last observation and info of an episode that just ended in
 ``infos["final_obs"]`` / ``infos["final_info"]``. SB3 wants a list of per-env dicts, the last
 observation under ``terminal_observation`` and ``TimeLimit.truncated`` on truncation:
-:class:`GymVectorToSB3` converts one into the other without copying the env's dynamics.
+:class:`GymVectorToSB3` converts one into the other without copying the env's dynamics. The
+per-env info of a step is a :class:`RowInfo`, a mapping that reads its row of the arrays only
+when something looks into it (SB3 itself reads the infos of ended episodes alone); callbacks
+that want every frame read :attr:`GymVectorToSB3.last_infos`, the arrays themselves.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,79 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvS
 MONITOR_SUFFIX = ".monitor.csv"
 #: keys of a Gymnasium vector info that are bookkeeping, not per-env values
 _FINAL_KEYS = ("final_obs", "final_info", "_final_obs", "_final_info")
+
+
+class RowInfo(MutableMapping):
+    """The info of sub-env ``i`` of a vector step: its valid entries of the step's dict of
+    arrays (``_key`` masks), as a dict built on first access. Creating one costs a few attribute
+    stores, so a step makes N of them for what SB3 needs of most: nothing."""
+
+    __slots__ = ("_infos", "_i", "_n", "_d")
+
+    def __init__(self, infos: Mapping[str, Any], i: int, n: int) -> None:
+        self._infos, self._i, self._n, self._d = infos, i, n, None
+
+    def _dict(self) -> dict[str, Any]:
+        d = self._d
+        if d is None:
+            d = self._d = _row(self._infos, self._i, self._n)
+        return d
+
+    def __getitem__(self, key: str) -> Any:
+        return self._dict()[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._dict()[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return len(self._dict())
+
+    def __contains__(self, key: object) -> bool:
+        if self._d is None and key not in self._infos:  # SB3 asks for "episode" every step
+            return False
+        return key in self._dict()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if self._d is None and key not in self._infos:  # without building the row
+            return default
+        return self._dict().get(key, default)
+
+    def copy(self) -> dict[str, Any]:
+        return dict(self._dict())
+
+    def __eq__(self, other: object) -> bool:
+        return self._dict() == (other._dict() if isinstance(other, RowInfo) else other)
+
+    def __repr__(self) -> str:
+        return repr(self._dict())
+
+
+def _row(infos: Mapping[str, Any], i: int, n: int) -> dict[str, Any]:
+    """Row ``i`` of a Gymnasium dict of arrays: its valid entries (what ``_split`` gives)."""
+    out: dict[str, Any] = {}
+    for key, value in infos.items():
+        if key.startswith("_") or key in _FINAL_KEYS:
+            continue
+        mask = infos.get(f"_{key}")
+        if mask is not None and mask is not True and not bool(np.asarray(mask)[i]):
+            continue
+        if isinstance(value, dict):
+            out[key] = _row(value, i, n)
+            continue
+        arr = np.asarray(value)
+        if arr.ndim == 0 or len(arr) != n:
+            out[key] = value
+        elif arr.ndim == 1:
+            out[key] = arr[i].item() if isinstance(arr[i], np.generic) else arr[i]
+        else:
+            out[key] = arr[i]
+    return out
 
 
 class GymVectorToSB3(VecEnv):
@@ -43,6 +119,8 @@ class GymVectorToSB3(VecEnv):
             raise ValueError(f"GymVectorToSB3 needs a SAME_STEP autoreset vector env, got {mode}")
         self.venv = venv
         self._actions: np.ndarray | None = None
+        #: the last step's infos as the vector env returned them (a dict of arrays)
+        self.last_infos: Mapping[str, Any] = {}
         super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
 
     # -- VecEnv API ------------------------------------------------------------------------------
@@ -64,15 +142,16 @@ class GymVectorToSB3(VecEnv):
 
     def step_wait(self) -> VecEnvStepReturn:
         obs, rewards, terminated, truncated, infos = self.venv.step(self._actions)
+        self.last_infos = infos
         dones = np.logical_or(terminated, truncated)
-        out = self._split(infos)
+        n = self.num_envs
+        out: list[Any] = [RowInfo(infos, i, n) for i in range(n)]
         if dones.any():
             final_obs = infos.get("final_obs")
             final_info = infos.get("final_info") or {}
-            last = self._split(final_info)
             for i in np.flatnonzero(dones).tolist():
-                self.reset_infos[i] = out[i]
-                info = last[i]
+                self.reset_infos[i] = _row(infos, i, n)
+                info = _row(final_info, i, n)
                 info["terminal_observation"] = final_obs[i] if final_obs is not None else obs[i]
                 info["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
                 out[i] = info
