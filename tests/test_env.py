@@ -424,3 +424,34 @@ def test_cost_model_scalar_and_array_forms_agree():
         for i in range(500):
             one = cost.terms(bool(on[i]), acc[i], e2e[i], c[i], tx[i], rb[i])
             assert one == tuple(np.asarray(a)[i] for a in arr)
+
+
+def test_rate_baseline_charges_each_frame_its_busy_time():
+    from slimrl.env.vector import SlimSplitVectorEnv
+
+    over = {"episode_s": 4}
+    plain = SlimSplitVectorEnv(3, "fmnist-iot", overrides=over, action_space="flat")
+    shaped = SlimSplitVectorEnv(3, "fmnist-iot", overrides=over, action_space="flat",
+                                rate_baseline="best-static")  # fmt: skip
+    rate = shaped.rate_baseline
+    assert rate > 0 and SlimSplitEnv("fmnist-iot", overrides=over).rate_baseline == 0.0
+    single = SlimSplitEnv("fmnist-iot", overrides=over, action_space="flat", rate_baseline=rate)
+    plain.reset(seed=5), shaped.reset(seed=5), single.reset(seed=5)
+    for a in (0, 3, 7, 15, 1):
+        actions = np.full(3, a)
+        _, r0, _, _, i0 = plain.step(actions)
+        _, r1, _, _, i1 = shaped.step(actions)
+        _, r2, _, _, i2 = single.step(a)
+        np.testing.assert_allclose(r1, r0 - rate * i0["busy_ms"] / 1000.0)
+        assert r2 == pytest.approx(float(r1[0]))
+        np.testing.assert_array_equal(i1["reward_accuracy"], i0["reward_accuracy"])  # true terms
+    # computed once per scenario, split and randomisation, then cached
+    again = SlimSplitEnv("fmnist-iot", overrides=over, rate_baseline="best-static")
+    assert again.rate_baseline == rate
+    with pytest.raises(ValueError, match="rate_baseline"):
+        SlimSplitEnv("fmnist-iot", rate_baseline="oracle")
+
+
+def test_a_negative_best_static_rate_gives_no_baseline():
+    env = SlimSplitEnv("default", rate_baseline="best-static")  # its static modes lose reward
+    assert env.rate_baseline == 0.0

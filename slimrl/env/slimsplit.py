@@ -13,6 +13,7 @@ from gymnasium import spaces
 from slimrl.env.dynamics import Episode, World, action_mask
 from slimrl.env.frame import FRAME_INFO_KEYS, FRAME_KEYS, INDEX, N_INFO
 from slimrl.env.observation import ObservationBuilder
+from slimrl.env.rate import resolve_rate_baseline
 from slimrl.env.world_cache import build_world
 from slimrl.scenario import Scenario, load_scenario
 
@@ -23,11 +24,11 @@ RESET_KEYS = ("t_s", "trace", "action_mask")
 #: lookahead keys (each a (K, B) array): the frame terms up to the reward
 LOOKAHEAD_KEYS = FRAME_KEYS[: FRAME_KEYS.index("reward") + 1]
 
-_TX, _C, _EDGE, _Q, _E2E, _ON, _BYTES, _R, _NEXT = (
+_TX, _C, _EDGE, _Q, _E2E, _ON, _BYTES, _BUSY, _R, _NEXT = (
     INDEX[k]
     for k in (
         "transfer_ms", "compute_ms", "edge_ms", "edge_queue_ms", "e2e_ms", "on_time", "bytes",
-        "reward", "next_unit",
+        "busy_ms", "reward", "next_unit",
     )
 )  # fmt: skip
 
@@ -88,7 +89,9 @@ class SlimSplitEnv(gym.Env):
     late frame plus 1 per arrival dropped while busy; ``reward_energy = -w_energy * energy_j``,
     ``energy_j = P_compute * compute + (base_w + alpha * throughput) * transfer``. The accuracy
     of a frame is the mode's table accuracy, or 0/1 from a test sample when the model profile
-    has per-sample correctness (``model.per_sample``).
+    has per-sample correctness (``model.per_sample``). With ``rate_baseline`` (training), the step
+    reward is ``reward - rate_baseline * busy_ms / 1000`` (:mod:`slimrl.env.rate`); ``info``
+    keeps the true terms.
 
     ## Starting State
 
@@ -111,7 +114,8 @@ class SlimSplitEnv(gym.Env):
 
     ```python
     gymnasium.make("SlimSplit-v0", scenario="default", trace_dir=None, split="train",
-                   overrides=None, action_space="multidiscrete")
+                   overrides=None, action_space="multidiscrete", randomize=None,
+                   rate_baseline=None)
     ```
 
     * ``scenario``: name of a shipped scenario (``envs/NAME.yaml``), a YAML path, or a Scenario.
@@ -120,6 +124,10 @@ class SlimSplitEnv(gym.Env):
     * ``split``: ``"train"``, ``"val"``, ``"test"`` or None (every file).
     * ``overrides``: scenario fields to change, e.g. ``{"deadline_ms": 600, "reward.energy": 0.1}``.
     * ``action_space``: ``"multidiscrete"`` or ``"flat"``.
+    * ``randomize``: domain randomisation (the scenario's ``randomize:`` block); by default on
+      for the training split only.
+    * ``rate_baseline``: charge each frame ``rate x`` its busy time (reward per second, or
+      ``"best-static"``: the best static mode's on this env's episodes); None: the plain reward.
 
     ``info`` keys: see :data:`INFO_KEYS`.
     ``lookahead()`` tells what every mode would truly yield for the current frame.
@@ -136,6 +144,7 @@ class SlimSplitEnv(gym.Env):
         action_space: str = "multidiscrete",
         render_mode: str | None = None,
         randomize: bool | None = None,
+        rate_baseline: float | str | None = None,
     ) -> None:
         if render_mode is not None:
             raise TypeError(f"render_mode {render_mode!r}: SlimSplit-v0 does not render")
@@ -143,6 +152,10 @@ class SlimSplitEnv(gym.Env):
         self.split = split
         self.randomize = default_randomize(self.scenario, split, randomize)
         self.world: World = build_world(self.scenario, trace_dir, split)
+        self.rate_baseline = resolve_rate_baseline(
+            rate_baseline, self.scenario, trace_dir, split, self.randomize
+        )
+        self._rate_per_ms = self.rate_baseline / 1000.0
         w = self.world
         ob = self.scenario.observation
         self.obs_builder = ObservationBuilder.from_world(w)
@@ -224,6 +237,8 @@ class SlimSplitEnv(gym.Env):
             "bits": b, "t_s": self._t0 + n * self._unit_s, "trace": self._trace_name,
             "action_mask": self._mask.copy(),  # a new object per call (Gymnasium's env checker)
         }  # fmt: skip
+        if self._rate_per_ms:
+            reward -= self._rate_per_ms * busy
         return obs, reward, False, truncated, info
 
     # -- extras ----------------------------------------------------------------------------------

@@ -26,7 +26,9 @@ from gymnasium.vector.utils import batch_space
 from slimrl.env.dynamics import Episode, World, action_mask
 from slimrl.env.frame import FRAME_INFO_KEYS
 from slimrl.env.observation import ObservationBuilder
+from slimrl.env.rate import resolve_rate_baseline
 from slimrl.env.slimsplit import (
+    _BUSY,
     _BYTES,
     _C,
     _E2E,
@@ -61,6 +63,7 @@ class SlimSplitVectorEnv(VectorEnv):
         action_space: str = "multidiscrete",
         render_mode: str | None = None,
         randomize: bool | None = None,
+        rate_baseline: float | str | None = None,
     ) -> None:
         if render_mode is not None:
             raise TypeError(f"render_mode {render_mode!r}: SlimSplit-v0 does not render")
@@ -71,6 +74,9 @@ class SlimSplitVectorEnv(VectorEnv):
         self.split = split
         self.randomize = default_randomize(self.scenario, split, randomize)
         self.world: World = build_world(self.scenario, trace_dir, split)
+        self.rate_baseline = resolve_rate_baseline(
+            rate_baseline, self.scenario, trace_dir, split, self.randomize
+        )
         w = self.world
         ob = self.scenario.observation
         self.obs_builder = ObservationBuilder.from_world(w)
@@ -172,7 +178,7 @@ class SlimSplitVectorEnv(VectorEnv):
         infos["t_s"] = self._ep.start_s + n * w.unit_s
         infos["trace"] = w.trace_names_arr[self._ep.trace_index]
         infos["action_mask"] = self._mask
-        reward = f[_R]
+        reward = f[_R] - self.rate_baseline * 1e-3 * f[_BUSY] if self.rate_baseline else f[_R]
         if truncated.any():
             done = truncated.copy()
             final_info = dict(infos)

@@ -45,7 +45,7 @@ UNSUPPORTED = {"frame_stack", "env_wrapper", "vec_env_wrapper", "callback", "noi
 #: constructor arguments slimrl sets itself
 RESERVED = {"env", "seed", "verbose", "device", "tensorboard_log", "_init_setup_model"}
 SCHEDULE_KEYS = ("learning_rate", "clip_range", "clip_range_vf")
-ENV_KWARGS = {"scenario", "trace_dir", "overrides", "action_space"}
+ENV_KWARGS = {"scenario", "trace_dir", "overrides", "action_space", "rate_baseline"}
 
 
 @dataclass(frozen=True)

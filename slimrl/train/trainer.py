@@ -50,6 +50,7 @@ from slimrl.train.vec_env import (
     attach_monitor_file,
     make_vec_env,
     next_monitor_file,
+    validation_kwargs,
     wrap_normalize,
 )
 
@@ -139,7 +140,7 @@ def _prepare(cfg: TrainConfig, lock: RunLock | None) -> Prepared:
     env = make_vec_env(scenario, "train", n_envs, cfg.seed, make_kwargs)
     n_eval = max(1, min(cfg.eval_episodes, MAX_EVAL_ENVS))
     try:
-        eval_env = make_vec_env(scenario, "val", n_eval, VAL_SEED, make_kwargs)
+        eval_env = make_vec_env(scenario, "val", n_eval, VAL_SEED, validation_kwargs(make_kwargs))
     except SlimrlError as exc:
         raise type(exc)(f"validation split: {exc}") from None
     resumed_from = resume_state = None

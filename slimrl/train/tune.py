@@ -328,7 +328,7 @@ class _Objective:
         )
 
     def __call__(self, trial: Any) -> float:
-        from slimrl.train.vec_env import make_vec_env, wrap_normalize
+        from slimrl.train.vec_env import make_vec_env, validation_kwargs, wrap_normalize
 
         set_threads(self.cfg.num_threads)
         sampled = SAMPLERS[self.algo](trial)
@@ -341,7 +341,9 @@ class _Objective:
         )
         n_eval = max(1, min(self.cfg.eval_episodes, MAX_EVAL_ENVS))
         eval_env = wrap_normalize(
-            make_vec_env(self.scenario, "val", n_eval, VAL_SEED, kw), hp.normalize, eval_env=True
+            make_vec_env(self.scenario, "val", n_eval, VAL_SEED, validation_kwargs(kw)),
+            hp.normalize,
+            eval_env=True,
         )
         model = build_model(hp, env, seed=None, device=self.cfg.device)
         cb = _TrialCallback(

@@ -226,6 +226,12 @@ class GymVectorToSB3(VecEnv):
         return out
 
 
+def validation_kwargs(env_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The env arguments of validation: training's without ``rate_baseline`` (validation scores
+    the true reward; the baseline only shapes what the agent learns from)."""
+    return {k: v for k, v in env_kwargs.items() if k != "rate_baseline"}
+
+
 def make_vec_env(
     scenario: Any,
     split: str | None = "train",
@@ -236,7 +242,8 @@ def make_vec_env(
 ) -> VecEnv:
     """``n_envs`` SlimSplit envs on one split: the native vector env, adapted and monitored.
 
-    ``env_kwargs`` are ``SlimSplit-v0`` arguments (``overrides``, ``action_space``, ``trace_dir``);
+    ``env_kwargs`` are ``SlimSplit-v0`` arguments (``overrides``, ``action_space``, ``trace_dir``,
+    ``rate_baseline``);
     ``scenario`` is a name, a path or a loaded :class:`~slimrl.scenario.Scenario`.
     """
     from slimrl.env.vector import SlimSplitVectorEnv
