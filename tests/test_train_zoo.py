@@ -62,6 +62,7 @@ def test_runs_are_named_the_zoo_way_and_keep_the_scenario(logs):
         "scenario": "default",
         "overrides": {"episode_s": 16},
         "action_space": "flat",  # from agents/ppo.yml
+        "rate_baseline": "best-static",
     }
     assert args["run_name"] == "ppo_default_2"
     assert yaml.safe_load((run / "scenario.yml").read_text())["name"] == "default"
