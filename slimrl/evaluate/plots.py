@@ -403,17 +403,7 @@ def latency_cdf(
             x, y = _cdf_points(data[n])
             s = styles[n]
             ax.step(x, y, where="post", label=_short(n, 22), color=s.color, ls=s.linestyle, lw=1.1)
-            every = max(1, len(x) // 6)
-            ax.plot(
-                x[every // 2 :: every],
-                y[every // 2 :: every],
-                ls="none",
-                marker=s.marker,
-                color=s.color,
-                markersize=3.5,
-                markeredgecolor="black",
-                markeredgewidth=0.3,
-            )
+            _markers(ax, x, y, s, 6)
         ax.axvline(deadline_ms, color="black", ls=(0, (4, 2, 1, 2)), lw=1.0)
         from matplotlib.lines import Line2D
 
@@ -538,18 +528,7 @@ def timeline(
                 alpha=0.35 if faint else 1.0,
                 label=_short(n, 22),
             )
-            every = max(1, len(x) // 8)
-            ax2.plot(
-                x[every // 2 :: every],
-                y[every // 2 :: every],
-                ls="none",
-                marker=s.marker,
-                color=s.color,
-                markersize=3,
-                markeredgecolor="black",
-                markeredgewidth=0.3,
-                alpha=0.35 if faint else 1.0,
-            )
+            _markers(ax2, x, y, s, 8, size=3, alpha=0.35 if faint else 1.0)
         ax2.set_yticks(range(len(mode_labels)), mode_labels, fontsize=6)
         ax2.set_ylabel("mode (k,bits)")
         ax2.set_xlabel("time since episode start (s)")
@@ -616,17 +595,7 @@ def performance_profile(profile: pd.DataFrame, path: Path, metric: str = "score"
             x, y = d["tau"].to_numpy(float), d["fraction"].to_numpy(float)
             ax.fill_between(x, d["ci_low"], d["ci_high"], color=s.color, alpha=0.18, lw=0)
             ax.plot(x, y, color=s.color, ls=s.linestyle, lw=1.2)
-            every = max(1, len(x) // 7)
-            ax.plot(
-                x[every // 2 :: every],
-                y[every // 2 :: every],
-                ls="none",
-                marker=s.marker,
-                color=s.color,
-                markersize=3.5,
-                markeredgecolor="black",
-                markeredgewidth=0.3,
-            )
+            _markers(ax, x, y, s, 7)
         ax.set_ylim(0, 1.02)
         ax.set_xlabel(
             "normalised score tau (1: offline optimum)" if metric == "score" else f"{metric} tau"
@@ -635,3 +604,12 @@ def performance_profile(profile: pd.DataFrame, path: Path, metric: str = "score"
         _legend(ax, len(groups), _handles(groups, styles), loc="best")
         fig.tight_layout()
         return save(fig, path)
+
+
+def _markers(ax: Any, x: np.ndarray, y: np.ndarray, style: Any, n: int, size: float = 3.5,
+             alpha: float = 1.0) -> None:  # fmt: skip
+    """About ``n`` markers spread along a line (tells lines apart in grey print)."""
+    every = max(1, len(x) // n)
+    ax.plot(x[every // 2 :: every], y[every // 2 :: every], ls="none", marker=style.marker,
+            color=style.color, markersize=size, markeredgecolor="black", markeredgewidth=0.3,
+            alpha=alpha)  # fmt: skip
