@@ -13,7 +13,6 @@ the optimum of such a scenario still earns a positive rate.
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any
 
@@ -45,35 +44,31 @@ def resolve_rate_baseline(
                 f"got {value!r}"
             )
         key = (scenario_digest(scenario), str(trace_dir), split, bool(randomize))
-        _SCENARIOS[key] = scenario
-        return _best_static_rate(key)
+        if key not in _BEST_STATIC:
+            _BEST_STATIC[key] = best_static_rate(scenario, trace_dir, split, randomize)
+        return _BEST_STATIC[key]
     rate = float(value)
     if not np.isfinite(rate):
         raise ValueError(f"rate_baseline: expected a finite number, got {value!r}")
     return rate
 
 
-_SCENARIOS: dict[tuple[Any, ...], Scenario] = {}
+#: best-static rates computed in this process, by scenario digest, traces, split, randomisation
+_BEST_STATIC: dict[tuple[Any, ...], float] = {}
 
 
-@functools.lru_cache(maxsize=32)
-def _best_static_rate(key: tuple[Any, ...]) -> float:
+def best_static_rate(
+    scenario: Scenario, trace_dir: str | os.PathLike | None, split: str | None, randomize: bool
+) -> float:
+    """The best static mode's reward per second over the same ``_EPISODES`` episodes (at least
+    0): every allowed mode plays them side by side in one vector env."""
     from slimrl.env.vector import SlimSplitVectorEnv
+    from slimrl.env.world_cache import build_world
 
-    _, trace_dir, split, randomize = key
-    scenario = _SCENARIOS[key]
-    probe = SlimSplitVectorEnv(
-        1, scenario, None if trace_dir == "None" else trace_dir, split, action_space="flat"
-    )
-    modes = np.flatnonzero(probe.world.mode_mask)
+    modes = np.flatnonzero(build_world(scenario, trace_dir, split).mode_mask)
     E, M = _EPISODES, modes.size
     env = SlimSplitVectorEnv(
-        E * M,
-        scenario,
-        None if trace_dir == "None" else trace_dir,
-        split,
-        action_space="flat",
-        randomize=randomize,
+        E * M, scenario, trace_dir, split, action_space="flat", randomize=randomize
     )
     env.reset(seed=[_SEED + e for _ in range(M) for e in range(E)])  # same episodes per mode
     actions = np.repeat(modes, E)

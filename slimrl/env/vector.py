@@ -236,45 +236,6 @@ class SlimSplitVectorEnv(VectorEnv):
         state = {k: v.copy() for k, v in self._ep._asdict().items()}
         return {**state, "unit": self._n.copy(), "horizon": self._horizon.copy()}
 
-    def get_state(self) -> dict[str, Any]:
-        """Everything a paused vector env needs to continue exactly (``set_state`` takes it):
-        the episode arrays and the generators (JSON-ready states in ``meta``)."""
-        arrays = {f"ep_{k}": np.array(v) for k, v in self._ep._asdict().items()}
-        arrays.update(n=self._n.copy(), horizon=self._horizon.copy(), inv=self._inv.copy(),
-                      count=self._count.copy())  # fmt: skip
-        meta = {
-            "started": self._started,
-            "rngs": None if self._rngs is None else [g.bit_generator.state for g in self._rngs],
-            "np_random": (
-                self._np_random.bit_generator.state
-                if getattr(self, "_np_random", None) is not None
-                else None
-            ),
-        }
-        return {"arrays": arrays, "meta": meta}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`get_state` saved (same number of envs and scenario)."""
-        a, meta = state["arrays"], state["meta"]
-        if np.shape(a["n"]) != (self.num_envs,):
-            raise ValueError(
-                f"state for {np.shape(a['n'])} envs, this vector env has {self.num_envs}"
-            )
-        self._ep = Episode(*(np.array(a[f"ep_{k}"]).astype(v.dtype)
-                             for k, v in self._ep._asdict().items()))  # fmt: skip
-        self._n, self._horizon = np.array(a["n"], np.int64), np.array(a["horizon"], np.int64)
-        self._inv, self._count = np.array(a["inv"], np.float64), np.array(a["count"], np.int64)
-        self._started = bool(meta["started"])
-
-        def gen(st: dict) -> np.random.Generator:
-            bg = getattr(np.random, st["bit_generator"])()
-            bg.state = st
-            return np.random.Generator(bg)
-
-        self._rngs = None if meta["rngs"] is None else [gen(st) for st in meta["rngs"]]
-        if meta.get("np_random") is not None:
-            self._np_random = gen(meta["np_random"])
-
     def keep_envs(self, rows: Any) -> None:
         """Keep only sub-envs ``rows`` (indices, in that order) and drop the others: an
         evaluation stops stepping episodes that have ended. Every kept sub-env goes on exactly

@@ -167,7 +167,8 @@ def _capture_env(env: Any, arrays: dict[str, np.ndarray]) -> list[dict[str, Any]
 
 def _capture_vector_env(venv: Any, key: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
     """A Gymnasium vector env: its own ``get_state()`` if it has one, else its private fields
-    (``SlimSplitVectorEnv``: episode arrays, per-sub-env generators ``_rngs``, ``_np_random``)."""
+    (``SlimSplitVectorEnv``: arrays, the episodes ``_ep`` (a NamedTuple of arrays), per-sub-env
+    generators ``_rngs``, ``_np_random``)."""
     if hasattr(venv, "get_state") and hasattr(venv, "set_state"):
         state = venv.get_state()
         for name, a in state.get("arrays", {}).items():
@@ -190,7 +191,19 @@ def _capture_vector_env(venv: Any, key: str, arrays: dict[str, np.ndarray]) -> d
             entry["rngs"][name] = [_gen_state(g) for g in value]
         elif value is None or isinstance(value, bool | int | float):
             entry["scalars"][name] = value
+        elif _is_array_tuple(value):  # a NamedTuple of per-env arrays (the episodes)
+            for field, a in value._asdict().items():
+                arrays[f"{key}.{name}.{field}"] = np.array(a)
+            entry.setdefault("tuples", {})[name] = list(value._fields)
     return entry
+
+
+def _is_array_tuple(value: Any) -> bool:
+    return (
+        isinstance(value, tuple)
+        and hasattr(value, "_asdict")
+        and all(isinstance(a, np.ndarray) and a.dtype.kind in "biuf" for a in value)
+    )
 
 
 def _restore_env(env: Any, entries: Any, arrays: dict[str, np.ndarray]) -> None:
@@ -256,6 +269,20 @@ def _restore_fields(venv: Any, entry: dict[str, Any], key: str, arrays: dict) ->
             setattr(venv, name, saved.copy())
     for name, value in entry.get("scalars", {}).items():
         setattr(venv, name, value)
+    for name, fields in entry.get("tuples", {}).items():
+        current = getattr(venv, name, None)
+        saved = [arrays.get(f"{key}.{name}.{f}") for f in fields]
+        if (
+            not _is_array_tuple(current)
+            or list(current._fields) != list(fields)
+            or any(a is None or a.shape != c.shape for a, c in zip(saved, current, strict=True))
+        ):
+            raise RunError(
+                f"the saved env state {name} does not match this env's; was the number of envs "
+                "changed?"
+            )
+        restored = (a.astype(c.dtype) for a, c in zip(saved, current, strict=True))
+        setattr(venv, name, type(current)(*restored))
     for name, value in entry.get("rngs", {}).items():
         if isinstance(value, list):
             setattr(venv, name, [_generator(v, f"env {name}") for v in value])
